@@ -1,0 +1,1 @@
+"""PROMETHEUS core package."""

@@ -1,0 +1,321 @@
+"""Mirroring the Hub into SQLite: resumable full syncs and watermark-bounded incremental syncs.
+
+Full sync walks a kind's whole listing in `createdAt` order (immutable, so the
+keyset cursor never skips or repeats an item while others change) and commits
+each page together with the URL of the next one: a crash resumes after the
+last committed page. When the walk ends, whatever it did not see is marked
+deleted. Incremental sync walks `lastModified` newest first and stops at the
+previous sync's watermark.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+import structlog
+
+from core.hub.client import HubClient, Page
+from core.hub.records import EXPAND_FIELDS, PaperRecord, ParseError, RepoRecord, parse_paper, parse_repo
+from core.kinds import ALL_KINDS, Kind
+from core.store import connect, write_tx
+from core.store.db import format_ts, parse_ts, utcnow
+from core.store.items import PageChanges, PageHook, mark_unseen_deleted, write_page
+
+log = structlog.get_logger(__name__)
+
+FULL = "full"
+INCREMENTAL = "incremental"
+MODES = (FULL, INCREMENTAL)
+PAPER_PAGE_SIZE = 100  # the papers API caps `limit` at 100
+# The Hub indexes writes with a little delay: re-read this much before the watermark.
+WATERMARK_OVERLAP_SECONDS = 300
+
+
+@dataclass
+class SyncResult:
+    kind: str
+    mode: str
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    requests: int = 0
+    pages: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    status: str = "ok"
+    resumed: bool = False
+
+    def summary(self) -> dict[str, float | int | str]:
+        keys = ("new", "updated", "deleted", "unchanged", "requests", "seconds")
+        data = {k: v for k, v in asdict(self).items() if k in keys}
+        data["seconds"] = round(self.seconds, 3)
+        return data
+
+
+ProgressCallback = Callable[[SyncResult], None]
+
+
+@dataclass
+class _Walk:
+    """What one sync has done so far; persisted in crawl_state for full syncs."""
+
+    started_at: str
+    next_url: str | None
+    result: SyncResult
+    newest: dict[str, str] = field(default_factory=dict)  # field → newest timestamp seen
+    prior_requests: int = 0  # made before a resume, by an earlier process
+    client_base: int = 0  # the client's request counter when this process took over
+
+    def requests(self, client: HubClient) -> int:
+        return self.prior_requests + client.requests - self.client_base
+
+
+def _parse(kind: Kind, items: list[dict]) -> tuple[list[RepoRecord | PaperRecord], int]:
+    records: list[RepoRecord | PaperRecord] = []
+    errors = 0
+    for obj in items:
+        try:
+            records.append(parse_paper(obj) if kind is Kind.PAPER else parse_repo(kind, obj))
+        except ParseError as exc:
+            errors += 1
+            log.warning("unparseable_item", kind=kind.value, error=str(exc))
+    return records, errors
+
+
+def _watermark_field(kind: Kind) -> str:
+    return "publishedAt" if kind is Kind.PAPER else "lastModified"
+
+
+def _timestamp(record: RepoRecord | PaperRecord, wire_field: str) -> str | None:
+    if isinstance(record, PaperRecord):
+        return record.published_at
+    return record.last_modified if wire_field == "lastModified" else record.created_at
+
+
+class Crawler:
+    def __init__(
+        self,
+        db_path: Path,
+        client: HubClient,
+        *,
+        hooks: Sequence[PageHook] = (),
+        page_size: int = 1000,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.db_path = db_path
+        self.client = client
+        self.hooks = list(hooks)
+        self.page_size = page_size
+        self.progress = progress
+        self._conn: sqlite3.Connection | None = None
+        self._stop = asyncio.Event()
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._conn = connect(self.db_path)
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def request_stop(self) -> None:
+        """Finish the page in hand, commit it, and return (graceful shutdown)."""
+        self._stop.set()
+
+    # -- public entry points -------------------------------------------------
+
+    async def sync(self, kind: Kind, mode: str, *, limit: int | None = None) -> SyncResult:
+        if mode == INCREMENTAL and self._watermark(kind) is None:
+            mode = FULL  # nothing mirrored yet: an incremental sync has nowhere to stop
+        started = time.monotonic()
+        walk = self._resume_or_start(kind, mode, limit)
+        walk.prior_requests = walk.result.requests
+        walk.client_base = self.client.requests
+        try:
+            await self._walk(kind, mode, walk, limit)
+        except BaseException as exc:
+            walk.result.requests = walk.requests(self.client)
+            walk.result.status = "cancelled" if isinstance(exc, asyncio.CancelledError) else "failed"
+            walk.result.errors += 1
+            self._record_history(kind, walk, error=f"{type(exc).__name__}: {exc}")
+            raise
+        finally:
+            walk.result.requests = walk.requests(self.client)
+            walk.result.seconds = time.monotonic() - started
+        self._finish(kind, mode, walk, complete=limit is None and not self._stop.is_set())
+        return walk.result
+
+    async def sync_all(self, kinds: Sequence[Kind] = ALL_KINDS, mode: str = INCREMENTAL,
+                       *, limit: int | None = None) -> dict[str, SyncResult]:
+        results = {}
+        for kind in kinds:
+            if self._stop.is_set():
+                break
+            results[kind.plural] = await self.sync(kind, mode, limit=limit)
+        return results
+
+    # -- the walk ------------------------------------------------------------
+
+    def _first_url(self, kind: Kind, mode: str) -> str:
+        if kind is Kind.PAPER:
+            return self.client.list_url(kind, limit=PAPER_PAGE_SIZE)
+        sort = "createdAt" if mode == FULL else "lastModified"
+        return self.client.list_url(kind, sort=sort, limit=self.page_size, expand=EXPAND_FIELDS[kind])
+
+    def _resume_or_start(self, kind: Kind, mode: str, limit: int | None) -> _Walk:
+        if mode == FULL and limit is None:
+            row = self.conn.execute(
+                "SELECT * FROM crawl_state WHERE kind = ? AND mode = ?", (kind.value, mode)
+            ).fetchone()
+            if row is not None and row["next_url"]:
+                result = SyncResult(kind.plural, mode, new=row["new"], updated=row["updated"],
+                                    unchanged=row["unchanged"], requests=row["requests"],
+                                    pages=row["pages"], errors=row["errors"], resumed=True)
+                log.info("sync_resumed", kind=kind.value, pages=row["pages"], next_url=row["next_url"])
+                return _Walk(row["started_at"], row["next_url"], result)
+        walk = _Walk(utcnow(), self._first_url(kind, mode), SyncResult(kind.plural, mode))
+        if mode == FULL and limit is None:
+            with write_tx(self.conn):
+                self.conn.execute(
+                    "INSERT OR REPLACE INTO crawl_state (kind, mode, started_at, next_url) VALUES (?, ?, ?, ?)",
+                    (kind.value, mode, walk.started_at, walk.next_url),
+                )
+        return walk
+
+    async def _walk(self, kind: Kind, mode: str, walk: _Walk, limit: int | None) -> None:
+        stop_before = self._stop_before(kind) if mode == INCREMENTAL else None
+        wire_field = _watermark_field(kind)
+        seen = 0
+        url = walk.next_url
+        fetch: asyncio.Task[Page] | None = asyncio.create_task(self.client.get_page(url)) if url else None
+        try:
+            while fetch is not None:
+                page = await fetch
+                fetch = None
+                records, errors = _parse(kind, page.items)
+                reached_watermark = False
+                if stop_before is not None:
+                    fresh = [r for r in records if (_timestamp(r, wire_field) or "") >= stop_before]
+                    reached_watermark = len(fresh) < len(records)
+                    records = fresh
+                if limit is not None and seen + len(records) >= limit:
+                    records = records[: limit - seen]
+                    reached_watermark = True
+                seen += len(records)
+                next_url = None if reached_watermark else page.next_url
+                # Fetch the next page while this one is written.
+                if next_url and not self._stop.is_set():
+                    fetch = asyncio.create_task(self.client.get_page(next_url))
+                await asyncio.to_thread(self._commit_page, kind, mode, walk, records, errors, next_url, wire_field)
+                if self.progress:
+                    self.progress(walk.result)
+        finally:
+            if fetch is not None:
+                fetch.cancel()
+
+    def _commit_page(self, kind: Kind, mode: str, walk: _Walk, records: list, errors: int,
+                     next_url: str | None, wire_field: str) -> None:
+        result = walk.result
+        with write_tx(self.conn):
+            changes: PageChanges = write_page(self.conn, kind, records, utcnow(), self.hooks)
+            result.pages += 1
+            result.new += len(changes.new)
+            result.updated += len(changes.updated)
+            result.unchanged += changes.unchanged
+            result.errors += errors
+            walk.next_url = next_url
+            for record in records:
+                stamp = _timestamp(record, wire_field)
+                if stamp and stamp > walk.newest.get(wire_field, ""):
+                    walk.newest[wire_field] = stamp
+            if mode == FULL:
+                self.conn.execute(
+                    "UPDATE crawl_state SET next_url = ?, pages = ?, requests = ?, new = ?, updated = ?, "
+                    "unchanged = ?, errors = ?, newest_seen = max(coalesce(newest_seen, ''), ?) "
+                    "WHERE kind = ? AND mode = ?",
+                    (next_url, result.pages, walk.requests(self.client), result.new, result.updated,
+                     result.unchanged, result.errors, walk.newest.get(wire_field, ""), kind.value, mode),
+                )
+
+    # -- bookkeeping ---------------------------------------------------------
+
+    def _watermark(self, kind: Kind) -> str | None:
+        row = self.conn.execute(
+            "SELECT value FROM sync_watermarks WHERE kind = ? AND field = ?", (kind.value, _watermark_field(kind))
+        ).fetchone()
+        return row[0] if row else None
+
+    def _stop_before(self, kind: Kind) -> str | None:
+        mark = self._watermark(kind)
+        if mark is None:
+            return None
+        try:
+            return format_ts(parse_ts(mark) - timedelta(seconds=WATERMARK_OVERLAP_SECONDS))
+        except ValueError:
+            return mark
+
+    def _finish(self, kind: Kind, mode: str, walk: _Walk, *, complete: bool) -> None:
+        result = walk.result
+        if not complete:
+            result.status = "stopped" if self._stop.is_set() else "limited"
+        with write_tx(self.conn):
+            if complete and mode == FULL:
+                result.deleted = mark_unseen_deleted(self.conn, kind, walk.started_at, utcnow())
+                row = self.conn.execute(
+                    "SELECT newest_seen FROM crawl_state WHERE kind = ? AND mode = ?", (kind.value, mode)
+                ).fetchone()
+                if row and row[0]:
+                    walk.newest.setdefault(_watermark_field(kind), row[0])
+                    walk.newest[_watermark_field(kind)] = max(walk.newest[_watermark_field(kind)], row[0])
+            if complete or result.status == "limited":
+                self.conn.execute("DELETE FROM crawl_state WHERE kind = ? AND mode = ?", (kind.value, mode))
+            if complete:
+                for wire_field, stamp in walk.newest.items():
+                    self.conn.execute(
+                        "INSERT INTO sync_watermarks (kind, field, value) VALUES (?, ?, ?) "
+                        "ON CONFLICT (kind, field) DO UPDATE SET value = max(value, excluded.value)",
+                        (kind.value, wire_field, stamp),
+                    )
+            self._insert_history(kind, walk, None)
+        log.info("sync_finished", kind=kind.value, mode=mode, **result.summary(), status=result.status)
+
+    def _record_history(self, kind: Kind, walk: _Walk, error: str) -> None:
+        try:
+            with write_tx(self.conn):
+                self._insert_history(kind, walk, error)
+        except sqlite3.Error as exc:  # never mask the original failure
+            log.error("history_write_failed", error=str(exc))
+
+    def _insert_history(self, kind: Kind, walk: _Walk, error: str | None) -> None:
+        r = walk.result
+        self.conn.execute(
+            "INSERT INTO crawl_history (kind, mode, started_at, finished_at, pages, requests, new, updated, "
+            "unchanged, deleted, errors, status, error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (kind.value, r.mode, walk.started_at, utcnow(), r.pages, r.requests, r.new, r.updated,
+             r.unchanged, r.deleted, r.errors, r.status, error),
+        )
+
+
+def standard_hooks() -> list[PageHook]:
+    """Hooks every production crawl runs inside its page transactions (alerts, trend snapshots)."""
+    hooks: list[PageHook] = []
+    for module_name, hook_name in (("core.trends", "snapshot_hook"), ("core.alerts", "detection_hook")):
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                raise
+            continue
+        hooks.append(getattr(module, hook_name))
+    return hooks

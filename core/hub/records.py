@@ -1,0 +1,256 @@
+"""Typed records for Hub objects and the parsers that build them from wire JSON.
+
+The parsers are the crawler's only view of the Hub's JSON: tests run them over
+the real recordings in `shared/hub/fixtures/` so the fake Hub cannot drift.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.kinds import Kind
+
+BASE_RELATIONS = ("finetune", "adapter", "merge", "quantized")
+QUANT_FORMATS = ("gguf", "awq", "gptq", "exl2", "mlx", "bnb")
+_QUANT_NAME = re.compile(r"[-_.](gguf|awq|gptq|exl2|mlx)(?:$|[-_.])", re.IGNORECASE)
+_ARXIV_TAG = "arxiv:"
+_LICENSE_TAG = "license:"
+
+
+class ParseError(ValueError):
+    """A Hub object is missing what every object of its kind must have."""
+
+
+@dataclass(frozen=True)
+class BaseModelRef:
+    repo_id: str
+    relation: str | None  # finetune | adapter | merge | quantized | None when the Hub does not say
+
+
+@dataclass
+class RepoRecord:
+    kind: Kind
+    id: str
+    hub_oid: str | None
+    author: str | None
+    name: str
+    downloads: int = 0
+    downloads_all_time: int | None = None
+    likes: int = 0
+    trending_score: float | None = None
+    tags: list[str] = field(default_factory=list)
+    pipeline_tag: str | None = None
+    library_name: str | None = None
+    sdk: str | None = None
+    description: str | None = None
+    sha: str | None = None
+    created_at: str | None = None
+    last_modified: str | None = None
+    private: bool = False
+    gated: str | None = None  # None (not gated) | "auto" | "manual"
+    disabled: bool = False
+    license: str | None = None
+    base_models: list[BaseModelRef] = field(default_factory=list)
+    arxiv_ids: list[str] = field(default_factory=list)
+    num_parameters: int | None = None
+    quant_format: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def base_model(self) -> BaseModelRef | None:
+        return self.base_models[0] if self.base_models else None
+
+
+@dataclass
+class PaperRecord:
+    id: str  # arXiv id
+    title: str
+    summary: str | None = None
+    authors: list[str] = field(default_factory=list)
+    published_at: str | None = None
+    upvotes: int = 0
+    num_comments: int | None = None
+    submitted_by: str | None = None
+    ai_keywords: list[str] = field(default_factory=list)
+    github_repo: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    kind = Kind.PAPER
+
+
+def _opt_int(value: Any) -> int | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    return None
+
+
+def _gated(value: Any) -> str | None:
+    if value in (None, False, "false"):
+        return None
+    return str(value) if isinstance(value, str) else "auto"
+
+
+def base_models_from_tags(tags: list[str]) -> list[BaseModelRef]:
+    """`base_model:X` names a base; `base_model:{relation}:X` says how the child relates to it."""
+    relations: dict[str, str] = {}
+    order: list[str] = []
+    for tag in tags:
+        if not tag.startswith("base_model:"):
+            continue
+        rest = tag[len("base_model:"):]
+        head, _, tail = rest.partition(":")
+        if tail and head in BASE_RELATIONS:
+            relations[tail] = head
+            base = tail
+        else:
+            base = rest
+        if base not in order:
+            order.append(base)
+    return [BaseModelRef(base, relations.get(base)) for base in order]
+
+
+def quant_format_of(repo_id: str, tags: list[str]) -> str | None:
+    lowered = {t.lower() for t in tags}
+    for fmt in QUANT_FORMATS:
+        if fmt in lowered:
+            return fmt
+    match = _QUANT_NAME.search(repo_id)
+    return match.group(1).lower() if match else None
+
+
+def _license(tags: list[str], card: Any) -> str | None:
+    for tag in tags:
+        if tag.startswith(_LICENSE_TAG):
+            return tag[len(_LICENSE_TAG):]
+    if isinstance(card, dict) and isinstance(card.get("license"), str):
+        return card["license"]
+    return None
+
+
+def _num_parameters(obj: dict[str, Any]) -> int | None:
+    for key in ("safetensors", "gguf"):
+        section = obj.get(key)
+        if isinstance(section, dict):
+            total = _opt_int(section.get("total"))
+            if total:
+                return total
+    return None
+
+
+def _space_description(obj: dict[str, Any]) -> str | None:
+    card = obj.get("cardData") if isinstance(obj.get("cardData"), dict) else {}
+    parts = [
+        card.get("title") or obj.get("title"),
+        card.get("short_description") or obj.get("ai_short_description"),
+    ]
+    text = " — ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
+    return text or None
+
+
+def parse_repo(kind: Kind, obj: dict[str, Any]) -> RepoRecord:
+    """Build a record from a list item or a detail body of a model, dataset or Space."""
+    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj["id"]:
+        raise ParseError(f"{kind.value} item without an id: {str(obj)[:200]}")
+    repo_id: str = obj["id"]
+    raw = {k: v for k, v in obj.items() if k != "_source"}
+    tags = [t for t in obj.get("tags") or [] if isinstance(t, str)]
+    author = obj.get("author") if isinstance(obj.get("author"), str) else None
+    if author is None and "/" in repo_id:
+        author = repo_id.split("/", 1)[0]
+    description = obj.get("description") if isinstance(obj.get("description"), str) else None
+    if kind is Kind.SPACE:
+        description = _space_description(obj)
+    base_models = base_models_from_tags(tags) if kind is Kind.MODEL else []
+    return RepoRecord(
+        kind=kind,
+        id=repo_id,
+        hub_oid=obj.get("_id") if isinstance(obj.get("_id"), str) else None,
+        author=author,
+        name=repo_id.rsplit("/", 1)[-1],
+        downloads=_opt_int(obj.get("downloads")) or 0,
+        downloads_all_time=_opt_int(obj.get("downloadsAllTime")),
+        likes=_opt_int(obj.get("likes")) or 0,
+        trending_score=float(obj["trendingScore"]) if isinstance(obj.get("trendingScore"), (int, float)) else None,
+        tags=tags,
+        pipeline_tag=obj.get("pipeline_tag") if isinstance(obj.get("pipeline_tag"), str) else None,
+        library_name=obj.get("library_name") if isinstance(obj.get("library_name"), str) else None,
+        sdk=obj.get("sdk") if isinstance(obj.get("sdk"), str) else None,
+        description=description.strip() if description else None,
+        sha=obj.get("sha") if isinstance(obj.get("sha"), str) else None,
+        created_at=obj.get("createdAt") if isinstance(obj.get("createdAt"), str) else None,
+        last_modified=obj.get("lastModified") if isinstance(obj.get("lastModified"), str) else None,
+        private=bool(obj.get("private", False)),
+        gated=_gated(obj.get("gated")),
+        disabled=bool(obj.get("disabled", False)),
+        license=_license(tags, obj.get("cardData")),
+        base_models=base_models,
+        arxiv_ids=[t[len(_ARXIV_TAG):] for t in tags if t.startswith(_ARXIV_TAG)],
+        num_parameters=_num_parameters(obj),
+        quant_format=quant_format_of(repo_id, tags) if kind is Kind.MODEL else None,
+        raw=raw,
+    )
+
+
+def parse_paper(obj: dict[str, Any]) -> PaperRecord:
+    """Build a record from a `/api/papers` item, a daily-papers item (outer or inner `paper`) or a detail."""
+    if not isinstance(obj, dict):
+        raise ParseError(f"paper item is not an object: {str(obj)[:200]}")
+    inner = obj.get("paper") if isinstance(obj.get("paper"), dict) else obj
+    paper_id = inner.get("id")
+    title = inner.get("title") or obj.get("title")
+    if not isinstance(paper_id, str) or not isinstance(title, str):
+        raise ParseError(f"paper without id or title: {str(obj)[:200]}")
+    authors = [
+        a["name"] for a in inner.get("authors") or []
+        if isinstance(a, dict) and isinstance(a.get("name"), str) and not a.get("hidden")
+    ]
+    submitted = obj.get("submittedBy") or inner.get("submittedOnDailyBy")
+    keywords = inner.get("ai_keywords") or []
+    return PaperRecord(
+        id=paper_id,
+        title=title.strip(),
+        summary=(inner.get("summary") or obj.get("summary") or "").strip() or None,
+        authors=authors,
+        published_at=inner.get("publishedAt") or obj.get("publishedAt"),
+        upvotes=_opt_int(inner.get("upvotes")) or 0,
+        num_comments=_opt_int(obj.get("numComments")),
+        submitted_by=submitted.get("name") if isinstance(submitted, dict) else None,
+        ai_keywords=[k for k in keywords if isinstance(k, str)],
+        github_repo=inner.get("githubRepo") if isinstance(inner.get("githubRepo"), str) else None,
+        raw={k: v for k, v in obj.items() if k != "_source"},
+    )
+
+
+# The fields the crawler asks for with `expand`: enough for every column, no more.
+# Detail bodies are projected onto the same keys so a row's raw JSON does not
+# flip-flop between the list form and the detail form.
+EXPAND_FIELDS: dict[Kind, tuple[str, ...]] = {
+    Kind.MODEL: (
+        "author", "createdAt", "disabled", "downloads", "downloadsAllTime", "gated", "lastModified",
+        "library_name", "likes", "pipeline_tag", "private", "safetensors", "sha", "tags", "trendingScore",
+    ),
+    Kind.DATASET: (
+        "author", "createdAt", "description", "disabled", "downloads", "downloadsAllTime", "gated",
+        "lastModified", "likes", "private", "sha", "tags", "trendingScore",
+    ),
+    Kind.SPACE: (
+        "author", "cardData", "createdAt", "disabled", "lastModified", "likes", "private", "sdk", "sha",
+        "tags", "trendingScore",
+    ),
+}
+COUNTER_FIELDS = frozenset({"downloads", "downloadsAllTime", "likes", "trendingScore", "upvotes", "numComments"})
+
+
+def project(kind: Kind, obj: dict[str, Any]) -> dict[str, Any]:
+    """Keep only the keys a list call with `expand` would return."""
+    keep = ("_id", "id", *EXPAND_FIELDS[kind])
+    projected = {key: obj[key] for key in keep if key in obj}
+    if kind is Kind.SPACE and isinstance(projected.get("cardData"), dict):
+        card = projected["cardData"]
+        projected["cardData"] = {k: card[k] for k in ("title", "short_description", "emoji", "sdk", "license")
+                                 if k in card}
+    return projected

@@ -1,0 +1,217 @@
+"""Writing crawled pages into the kind tables, with change tracking.
+
+A page is compared against what is stored in one query; only new and changed
+rows are rewritten, unchanged rows just get `last_seen`. Hooks (alerts, trends)
+run inside the same transaction, so a detection is committed with its repo or
+not at all. The caller owns the transaction (`write_tx`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from core.hub.records import COUNTER_FIELDS, PaperRecord, RepoRecord
+from core.itemtext import item_text, text_hash
+from core.kinds import Kind, doc_key
+
+
+@dataclass(frozen=True)
+class Previous:
+    """What a row held before this page changed it."""
+
+    downloads: int
+    likes: int
+    trending_score: float | None
+    sha: str | None
+    was_deleted: bool
+
+
+@dataclass
+class StoredItem:
+    pk: int
+    record: RepoRecord | PaperRecord
+    previous: Previous | None  # None for a new row
+    meta_changed: bool = True
+    counters_changed: bool = True
+
+    @property
+    def key(self) -> int:
+        return doc_key(self.record.kind, self.pk)
+
+
+@dataclass
+class PageChanges:
+    kind: Kind
+    seen_at: str
+    new: list[StoredItem] = field(default_factory=list)
+    updated: list[StoredItem] = field(default_factory=list)
+    unchanged: int = 0
+
+
+PageHook = Callable[[sqlite3.Connection, PageChanges], None]
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value).decode()
+
+
+def meta_hash(raw: dict) -> str:
+    """Hash of everything but the counters, which change without a commit."""
+    stable = {k: v for k, v in raw.items() if k not in COUNTER_FIELDS}
+    return hashlib.blake2b(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+
+
+_REPO_COLUMNS = (
+    "id", "hub_oid", "name", "author", "description", "downloads", "downloads_all_time", "likes",
+    "trending_score", "tags", "pipeline_tag", "library_name", "sdk", "sha", "created_at", "last_modified",
+    "private", "gated", "disabled", "license", "base_model", "base_relation", "arxiv_ids",
+    "num_parameters", "quant_format", "raw", "meta_hash", "text_hash",
+)
+_PAPER_COLUMNS = (
+    "id", "title", "summary", "authors", "published_at", "upvotes", "num_comments", "submitted_by",
+    "ai_keywords", "github_repo", "raw", "meta_hash", "text_hash",
+)
+
+
+def _repo_values(r: RepoRecord, mhash: str, thash: str) -> tuple:
+    base = r.base_model
+    return (
+        r.id, r.hub_oid, r.name, r.author, r.description, r.downloads, r.downloads_all_time, r.likes,
+        r.trending_score, _dumps(r.tags), r.pipeline_tag, r.library_name, r.sdk, r.sha, r.created_at,
+        r.last_modified, int(r.private), r.gated, int(r.disabled), r.license,
+        base.repo_id if base else None, base.relation if base else None,
+        _dumps(r.arxiv_ids) if r.arxiv_ids else None, r.num_parameters, r.quant_format,
+        _dumps(r.raw), mhash, thash,
+    )
+
+
+def _paper_values(p: PaperRecord, mhash: str, thash: str) -> tuple:
+    return (
+        p.id, p.title, p.summary, _dumps(p.authors), p.published_at, p.upvotes, p.num_comments,
+        p.submitted_by, _dumps(p.ai_keywords), p.github_repo, _dumps(p.raw), mhash, thash,
+    )
+
+
+def _counters(record: RepoRecord | PaperRecord) -> tuple[int, int, float | None]:
+    if isinstance(record, PaperRecord):
+        return record.upvotes, record.upvotes, None
+    return record.downloads, record.likes, record.trending_score
+
+
+def write_page(
+    conn: sqlite3.Connection,
+    kind: Kind,
+    records: Sequence[RepoRecord | PaperRecord],
+    seen_at: str,
+    hooks: Sequence[PageHook] = (),
+) -> PageChanges:
+    """Upsert one page of records of one kind. Call inside `write_tx`."""
+    table = kind.table
+    columns, values_of = (_PAPER_COLUMNS, _paper_values) if kind is Kind.PAPER else (_REPO_COLUMNS, _repo_values)
+    counter_sql = "upvotes, upvotes, NULL, NULL" if kind is Kind.PAPER else "downloads, likes, trending_score, sha"
+    by_id = {r.id: r for r in records}  # a page may repeat an id; the last copy wins
+    placeholders = ",".join("?" * len(by_id))
+    existing = {
+        row[1]: row
+        for row in conn.execute(
+            f"SELECT pk, id, meta_hash, text_hash, deleted_at, {counter_sql} FROM {table} WHERE id IN ({placeholders})",
+            list(by_id),
+        )
+    }
+    changes = PageChanges(kind=kind, seen_at=seen_at)
+    inserts: list[tuple] = []
+    updates: list[tuple] = []
+    touches: list[tuple] = []
+    jobs: list[tuple] = []
+    new_records: list[tuple[RepoRecord | PaperRecord, str]] = []
+    for record in by_id.values():
+        mhash = meta_hash(record.raw)
+        thash = text_hash(item_text(record))
+        row = existing.get(record.id)
+        if row is None:
+            inserts.append((*values_of(record, mhash, thash), seen_at, seen_at, seen_at))
+            new_records.append((record, thash))
+            continue
+        pk, _, old_mhash, old_thash, deleted_at, downloads, likes, trending, sha = row
+        counters_changed = (downloads, likes, trending) != _counters(record)
+        meta_changed = old_mhash != mhash or deleted_at is not None
+        if not (meta_changed or counters_changed):
+            touches.append((seen_at, pk))
+            changes.unchanged += 1
+            continue
+        updates.append((*values_of(record, mhash, thash), seen_at, seen_at, pk))
+        changes.updated.append(StoredItem(
+            pk, record, Previous(downloads, likes, trending, sha, deleted_at is not None),
+            meta_changed=meta_changed, counters_changed=counters_changed,
+        ))
+        if old_thash != thash or deleted_at is not None:
+            jobs.append((doc_key(kind, pk), thash, seen_at))
+    if inserts:
+        conn.executemany(
+            f"INSERT INTO {table} ({', '.join(columns)}, first_seen, last_seen, indexed_at) "
+            f"VALUES ({', '.join('?' * (len(columns) + 3))})",
+            inserts,
+        )
+        new_ids = [r.id for r, _ in new_records]
+        pks = dict(conn.execute(
+            f"SELECT id, pk FROM {table} WHERE id IN ({','.join('?' * len(new_ids))})", new_ids
+        ).fetchall())
+        for record, thash in new_records:
+            pk = pks[record.id]
+            changes.new.append(StoredItem(pk, record, None))
+            jobs.append((doc_key(kind, pk), thash, seen_at))
+    if updates:
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        conn.executemany(
+            f"UPDATE {table} SET {assignments}, last_seen = ?, indexed_at = ?, deleted_at = NULL WHERE pk = ?",
+            updates,
+        )
+    if touches:
+        conn.executemany(f"UPDATE {table} SET last_seen = ? WHERE pk = ?", touches)
+    if kind is Kind.MODEL:
+        _write_lineage(conn, changes)
+    if jobs:
+        conn.executemany(
+            "INSERT INTO embed_jobs (doc_key, text_hash, enqueued_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (doc_key) DO UPDATE SET text_hash = excluded.text_hash, "
+            "enqueued_at = excluded.enqueued_at, attempts = 0, parked = 0, last_error = NULL, lease_until = NULL",
+            jobs,
+        )
+    for hook in hooks:
+        hook(conn, changes)
+    return changes
+
+
+def _write_lineage(conn: sqlite3.Connection, changes: PageChanges) -> None:
+    changed = [item for item in changes.updated if item.meta_changed]
+    if changed:
+        conn.executemany("DELETE FROM lineage WHERE child_pk = ?", [(item.pk,) for item in changed])
+    rows = [
+        (base.repo_id, item.pk, base.relation)
+        for item in (*changes.new, *changed)
+        if isinstance(item.record, RepoRecord)
+        for base in item.record.base_models
+    ]
+    if rows:
+        conn.executemany("INSERT OR REPLACE INTO lineage (base_id, child_pk, relation) VALUES (?, ?, ?)", rows)
+
+
+def mark_unseen_deleted(conn: sqlite3.Connection, kind: Kind, sync_started_at: str, now: str) -> int:
+    """After a complete full sync: whatever it did not see is gone from the Hub."""
+    cursor = conn.execute(
+        f"UPDATE {kind.table} SET deleted_at = ? WHERE deleted_at IS NULL AND last_seen < ?",
+        (now, sync_started_at),
+    )
+    return cursor.rowcount
+
+
+def mark_deleted(conn: sqlite3.Connection, kind: Kind, item_id: str, now: str) -> bool:
+    cursor = conn.execute(
+        f"UPDATE {kind.table} SET deleted_at = ? WHERE id = ? AND deleted_at IS NULL", (now, item_id)
+    )
+    return cursor.rowcount > 0
