@@ -41,7 +41,8 @@ class Config:
     full_sync_interval_hours: float = 24.0
     hot_sweep_pages: int = 1
     page_size: int = 1000
-    request_budget_share: float = 0.9  # of the Hub's rate-limit quota
+    hub_retry_base_seconds: float = 1.0  # first retry delay; doubles per attempt
+    hub_max_attempts: int = 8
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_batch_size: int = 64
     watch_interval_seconds: float = 30.0
@@ -110,10 +111,10 @@ def load_config(
     config.hub_endpoint = (env.get("HF_ENDPOINT") or file.get("hub_endpoint") or DEFAULT_ENDPOINT).rstrip("/")
     config.hub_token = env.get("HF_TOKEN") or file.get("hub_token")
     for key in ("crawl_interval_hours", "full_sync_interval_hours", "watch_interval_seconds",
-                "request_budget_share"):
+                "hub_retry_base_seconds"):
         if key in file:
             setattr(config, key, _number(file[key], key))
-    for key in ("page_size", "hot_sweep_pages", "embedding_batch_size"):
+    for key in ("page_size", "hot_sweep_pages", "embedding_batch_size", "hub_max_attempts"):
         if key in file:
             setattr(config, key, int(_number(file[key], key)))
     if "embedding_model" in file:
@@ -133,6 +134,8 @@ def load_config(
     if "check_interval_seconds" in watchdog:
         config.watchdog_check_interval_seconds = _number(
             watchdog["check_interval_seconds"], "watchdog.check_interval_seconds")
+    if not 1 <= config.page_size <= 1000:
+        raise ConfigError("page_size must be between 1 and 1000")
     return config
 
 

@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
 
 async def _crawl(config, endpoint, kinds, mode, limit, progress) -> dict[str, SyncResult]:
     results: dict[str, SyncResult] = {}
-    async with HubClient(endpoint, config.hub_token) as client:
+    async with HubClient.from_config(config, endpoint) as client:
         crawler = Crawler(config.db_path, client, hooks=standard_hooks(), page_size=config.page_size,
                           progress=progress)
         try:

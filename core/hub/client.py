@@ -20,6 +20,7 @@ import orjson
 import structlog
 from huggingface_hub.utils import build_hf_headers
 
+from core.config import Config
 from core.hub.ratelimit import Pacer, backoff_delay, parse_ratelimit, retry_after_seconds
 from core.kinds import Kind
 
@@ -70,6 +71,13 @@ def list_path(kind: Kind) -> str:
 
 
 class HubClient:
+    @classmethod
+    def from_config(cls, config: Config, endpoint: str | None = None) -> HubClient:
+        """The client every part of PROMETHEUS uses: endpoint, token and retry policy from the config."""
+        return cls(endpoint or config.hub_endpoint, config.hub_token,
+                   retry=RetryPolicy(max_attempts=config.hub_max_attempts,
+                                     backoff_base=config.hub_retry_base_seconds))
+
     def __init__(
         self,
         endpoint: str,

@@ -1,0 +1,161 @@
+"""The crawler against the fake Hub over real loopback HTTP, through the real CLI."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from core.hub.fake import FaultConfig
+from core.kinds import ALL_KINDS
+from tests.conftest import PROJECT_ROOT, cli_env, run_cli
+
+
+def _ids(data_dir: Path, table: str, live: bool = True) -> set[str]:
+    conn = sqlite3.connect(data_dir / "prometheus.db")
+    where = " WHERE deleted_at IS NULL" if live else ""
+    ids = {row[0] for row in conn.execute(f"SELECT id FROM {table}{where}")}
+    conn.close()
+    return ids
+
+
+def _config(tmp_path: Path, **values: object) -> Path:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(values))
+    return path
+
+
+def _crawl(env: dict[str, str], *args: str) -> dict:
+    result = run_cli("crawl", "--json", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_full_sync_mirrors_exact_id_sets(hub_thread, data_dir: Path) -> None:
+    hub = hub_thread(models=6000, datasets=2500, spaces=2000, papers=300, seed=7)
+    env = cli_env(data_dir, hub.url)
+    summary = _crawl(env, "--mode", "full")
+    assert set(summary) == {"models", "datasets", "spaces", "papers"}
+    for kind in ALL_KINDS:
+        expected = hub.call("ids", kind.plural)
+        assert _ids(data_dir, kind.table) == expected, kind
+        assert summary[kind.plural]["new"] == len(expected)
+        assert set(summary[kind.plural]) == {"new", "updated", "deleted", "unchanged", "requests", "seconds"}
+    assert sum(len(hub.call("ids", k.plural)) for k in ALL_KINDS) >= 10_000
+
+    stats = json.loads(run_cli("stats", "--json", env=env).stdout)
+    assert stats["counts"] == {k.plural: len(hub.call("ids", k.plural)) for k in ALL_KINDS}
+    assert all(stats["last_crawl"][k.plural]["status"] == "ok" for k in ALL_KINDS)
+
+    # A second full sync changes nothing.
+    again = _crawl(env, "--mode", "full", "--type", "models")
+    assert again["models"]["new"] == 0 and again["models"]["updated"] == 0
+    assert again["models"]["unchanged"] == len(hub.call("ids", "models"))
+
+
+def test_incremental_sync_and_deletions(hub_thread, data_dir: Path) -> None:
+    hub = hub_thread(models=3000, datasets=300, spaces=300, papers=50, seed=3)
+    env = cli_env(data_dir, hub.url)
+    _crawl(env, "--mode", "full")
+    existing = sorted(hub.call("ids", "models"))
+    hub.call("create_repo", "models", "acme/brand-new-model", tags=["text-generation"])
+    hub.call("create_repo", "datasets", "acme/brand-new-data", description="A fresh corpus")
+    hub.call("update_repo", "models", existing[10], tags=["retagged"])
+    hub.call("delete_repo", "models", existing[20])
+
+    summary = _crawl(env)  # incremental by default
+    assert summary["models"]["new"] == 1 and summary["datasets"]["new"] == 1
+    assert summary["models"]["updated"] >= 1
+    # Incremental syncs read only what changed: far fewer requests than pages in the listing.
+    assert summary["models"]["requests"] <= 2
+    assert "acme/brand-new-model" in _ids(data_dir, "models")
+    conn = sqlite3.connect(data_dir / "prometheus.db")
+    tags = conn.execute("SELECT tags FROM models WHERE id = ?", (existing[10],)).fetchone()[0]
+    assert "retagged" in tags
+
+    # Deletions are only visible to a full sync, which marks them.
+    full = _crawl(env, "--mode", "full", "--type", "models")
+    assert full["models"]["deleted"] == 1
+    assert existing[20] not in _ids(data_dir, "models")
+    assert existing[20] in _ids(data_dir, "models", live=False)
+    assert _ids(data_dir, "models") == hub.call("ids", "models")
+
+
+def _crawl_state(db: Path) -> tuple[int, str | None] | None:
+    if not db.exists():
+        return None
+    try:
+        conn = sqlite3.connect(db, timeout=5)
+        row = conn.execute("SELECT pages, next_url FROM crawl_state WHERE kind = 'model'").fetchone()
+        conn.close()
+        return row
+    except sqlite3.OperationalError:
+        return None
+
+
+def test_kill_9_mid_sync_resumes_after_last_committed_page(hub_thread, data_dir: Path, tmp_path: Path) -> None:
+    hub = hub_thread(models=4000, datasets=0, spaces=0, papers=0, seed=11,
+                     faults=FaultConfig(slow_rate=1.0, slow_seconds=0.15))
+    env = cli_env(data_dir, hub.url, PROMETHEUS_CONFIG=str(_config(tmp_path, page_size=100)))
+    db = data_dir / "prometheus.db"
+    killed_at_pages = []
+    for _ in range(3):
+        proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "main.py"), "crawl", "--type", "models",
+                                 "--mode", "full", "--json"], cwd=PROJECT_ROOT, env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        before = (_crawl_state(db) or (0, None))[0]
+        while time.monotonic() < deadline:
+            state = _crawl_state(db)
+            if state and state[0] >= before + 3:
+                break
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        state = _crawl_state(db)
+        assert state is not None and state[1], "the next page URL must be committed"
+        killed_at_pages.append(state[0])
+    assert killed_at_pages == sorted(killed_at_pages) and killed_at_pages[-1] >= 9
+
+    requests_before = hub.hub.request_count
+    summary = _crawl(env, "--type", "models", "--mode", "full")
+    requests_after = hub.hub.request_count
+    pages_total = 4000 // 100
+    # Resumed: it fetched only the pages after the last committed one (+1 for the prefetch in flight).
+    assert requests_after - requests_before <= pages_total - killed_at_pages[-1] + 1
+    assert summary["models"]["new"] < 4000  # the pages before the kills were already stored
+    assert _ids(data_dir, "models") == hub.call("ids", "models")
+    assert _crawl_state(db) is None
+    conn = sqlite3.connect(db)
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert conn.execute("SELECT count(*) FROM models").fetchone()[0] == 4000
+
+
+async def _exhaust(url: str, calls: int) -> None:
+    async with aiohttp.ClientSession() as session:
+        for _ in range(calls):
+            async with session.get(f"{url}/api/models?limit=1") as response:
+                await response.read()
+
+
+@pytest.mark.timeout(180)
+def test_survives_429_5xx_truncation_and_drops(hub_thread, data_dir: Path, tmp_path: Path) -> None:
+    hub = hub_thread(models=2500, datasets=500, spaces=300, papers=100, seed=5, quota=60, window=2.0)
+    config = _config(tmp_path, page_size=250, hub_retry_base_seconds=0.05, hub_max_attempts=12)
+    env = cli_env(data_dir, hub.url, PROMETHEUS_CONFIG=str(config))
+    asyncio.run(_exhaust(hub.url, 60))  # the crawl starts with the quota spent: its first answer is a 429
+    hub.call("set_faults", FaultConfig(error_rate=0.15, truncate_rate=0.1, drop_rate=0.05, seed=1))
+    limited_before = hub.hub.rate_limited_count
+    _crawl(env, "--mode", "full")
+    for kind in ALL_KINDS:
+        assert _ids(data_dir, kind.table) == hub.call("ids", kind.plural), kind
+    assert hub.hub.rate_limited_count > limited_before  # the 429 path really ran

@@ -1,0 +1,123 @@
+"""Page writes: change tracking, FTS kept in step, lineage, embedding jobs, migrations."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from core.hub.records import parse_paper, parse_repo
+from core.kinds import Kind, doc_key
+from core.store import connect, write_tx
+from core.store.items import PageChanges, mark_unseen_deleted, write_page
+from core.store.migrations import latest_version
+
+
+def _model(repo_id: str, **fields) -> dict:
+    item = {"_id": "0" * 24, "id": repo_id, "likes": 0, "downloads": 0, "tags": [],
+            "createdAt": "2025-01-01T00:00:00.000Z", "lastModified": "2025-01-01T00:00:00.000Z", "sha": "a" * 40}
+    item.update(fields)
+    return item
+
+
+def _write(conn: sqlite3.Connection, items: list[dict], seen_at: str = "2025-06-01T00:00:00.000Z",
+           hooks=()) -> PageChanges:
+    with write_tx(conn):
+        return write_page(conn, Kind.MODEL, [parse_repo(Kind.MODEL, i) for i in items], seen_at, hooks)
+
+
+def _fts(conn: sqlite3.Connection, query: str) -> set[int]:
+    return {row[0] for row in conn.execute("SELECT rowid FROM search_fts WHERE search_fts MATCH ?", (query,))}
+
+
+def test_migrations_reach_latest(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == latest_version()
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+    # Reopening is a no-op.
+    assert connect(tmp_path / "db.sqlite").execute("PRAGMA user_version").fetchone()[0] == latest_version()
+
+
+def test_change_tracking(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    first = _write(conn, [_model("a/alpha-llama"), _model("b/beta", tags=["gguf"])])
+    assert len(first.new) == 2 and not first.updated
+    assert conn.execute("SELECT count(*) FROM embed_jobs").fetchone()[0] == 2
+
+    same = _write(conn, [_model("a/alpha-llama"), _model("b/beta", tags=["gguf"])], "2025-06-02T00:00:00.000Z")
+    assert same.unchanged == 2 and not same.new and not same.updated
+    assert conn.execute("SELECT last_seen FROM models WHERE id='a/alpha-llama'").fetchone()[0].startswith("2025-06-02")
+
+    conn.execute("DELETE FROM embed_jobs")
+    counters = _write(conn, [_model("a/alpha-llama", downloads=50)])
+    assert len(counters.updated) == 1
+    item = counters.updated[0]
+    assert item.counters_changed and not item.meta_changed and item.previous and item.previous.downloads == 0
+    # Counters are not part of the text: nothing to re-embed.
+    assert conn.execute("SELECT count(*) FROM embed_jobs").fetchone()[0] == 0
+
+    retag = _write(conn, [_model("a/alpha-llama", downloads=50, tags=["text-generation"], sha="b" * 40)])
+    assert retag.updated[0].meta_changed and retag.updated[0].previous.sha == "a" * 40
+    assert conn.execute("SELECT count(*) FROM embed_jobs").fetchone()[0] == 1
+
+
+def test_fts_follows_rows(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    _write(conn, [_model("acme/zebra-coder", tags=["code"])])
+    pk = conn.execute("SELECT pk FROM models").fetchone()[0]
+    assert _fts(conn, "zebra") == {doc_key(Kind.MODEL, pk)}
+    _write(conn, [_model("acme/zebra-coder", tags=["giraffe"])])
+    assert _fts(conn, "giraffe") == {doc_key(Kind.MODEL, pk)}
+    assert _fts(conn, "code") == set()
+    with write_tx(conn):
+        conn.execute("DELETE FROM models")
+    assert _fts(conn, "zebra") == set()
+    assert conn.execute("INSERT INTO search_fts(search_fts, rank) VALUES ('integrity-check', 0)") is not None
+
+
+def test_lineage_rows(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    _write(conn, [_model("q/base-7b"),
+                  _model("t/base-7b-GGUF", tags=["gguf", "base_model:q/base-7b", "base_model:quantized:q/base-7b"])])
+    rows = conn.execute(
+        "SELECT m.id, l.relation FROM lineage l JOIN models m ON m.pk = l.child_pk WHERE l.base_id = 'q/base-7b'"
+    ).fetchall()
+    assert [tuple(r) for r in rows] == [("t/base-7b-GGUF", "quantized")]
+    assert conn.execute("SELECT quant_format FROM models WHERE id='t/base-7b-GGUF'").fetchone()[0] == "gguf"
+
+
+def test_unseen_marked_deleted_and_resurrected(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    _write(conn, [_model("a/one"), _model("a/two")], "2025-06-01T00:00:00.000Z")
+    _write(conn, [_model("a/one")], "2025-06-03T00:00:00.000Z")
+    with write_tx(conn):
+        assert mark_unseen_deleted(conn, Kind.MODEL, "2025-06-02T00:00:00.000Z", "2025-06-03T00:00:01.000Z") == 1
+    assert conn.execute("SELECT deleted_at FROM models WHERE id='a/two'").fetchone()[0] is not None
+    back = _write(conn, [_model("a/two")], "2025-06-04T00:00:00.000Z")
+    assert len(back.updated) == 1 and back.updated[0].previous.was_deleted
+    assert conn.execute("SELECT deleted_at FROM models WHERE id='a/two'").fetchone()[0] is None
+
+
+def test_hooks_run_inside_the_transaction(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+
+    def failing_hook(conn: sqlite3.Connection, changes: PageChanges) -> None:
+        raise RuntimeError("boom")
+
+    try:
+        _write(conn, [_model("a/one")], hooks=[failing_hook])
+    except RuntimeError:
+        pass
+    # The hook failed, so the page was not committed either.
+    assert conn.execute("SELECT count(*) FROM models").fetchone()[0] == 0
+
+
+def test_papers_page(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    paper = {"id": "2501.00001", "title": "Sparse Mixture of Experts", "summary": "We study routing.",
+             "authors": [{"_id": "x", "name": "Ada Lovelace", "hidden": False}],
+             "publishedAt": "2025-01-01T00:00:00.000Z", "upvotes": 3}
+    with write_tx(conn):
+        changes = write_page(conn, Kind.PAPER, [parse_paper(paper)], "2025-06-01T00:00:00.000Z")
+    assert len(changes.new) == 1
+    assert _fts(conn, "lovelace") == {doc_key(Kind.PAPER, changes.new[0].pk)}
