@@ -193,17 +193,22 @@ class Crawler:
                 )
         return walk
 
+    async def _fetch(self, kind: Kind, url: str) -> tuple[Page, list[RepoRecord | PaperRecord], int]:
+        page = await self.client.get_page(url)
+        # Parsed here, on the event loop, so it overlaps the previous page's SQL in the writer thread.
+        records, errors = _parse(kind, page.items)
+        return page, records, errors
+
     async def _walk(self, kind: Kind, mode: str, walk: _Walk, limit: int | None) -> None:
         stop_before = self._stop_before(kind) if mode == INCREMENTAL else None
         wire_field = _watermark_field(kind)
         seen = 0
         url = walk.next_url
-        fetch: asyncio.Task[Page] | None = asyncio.create_task(self.client.get_page(url)) if url else None
+        fetch = asyncio.create_task(self._fetch(kind, url)) if url else None
         try:
             while fetch is not None:
-                page = await fetch
+                page, records, errors = await fetch
                 fetch = None
-                records, errors = _parse(kind, page.items)
                 reached_watermark = False
                 if stop_before is not None:
                     fresh = [r for r in records if (_timestamp(r, wire_field) or "") >= stop_before]
@@ -216,7 +221,7 @@ class Crawler:
                 next_url = None if reached_watermark else page.next_url
                 # Fetch the next page while this one is written.
                 if next_url and not self._stop.is_set():
-                    fetch = asyncio.create_task(self.client.get_page(next_url))
+                    fetch = asyncio.create_task(self._fetch(kind, next_url))
                 await asyncio.to_thread(self._commit_page, kind, mode, walk, records, errors, next_url, wire_field)
                 if self.progress:
                     self.progress(walk.result)

@@ -78,4 +78,4 @@ def item_text(record: RepoRecord | PaperRecord) -> str:
 
 
 def text_hash(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=12).hexdigest()
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()

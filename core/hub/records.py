@@ -122,15 +122,6 @@ def quant_format_of(repo_id: str, tags: list[str]) -> str | None:
     return match.group(1).lower() if match else None
 
 
-def _license(tags: list[str], card: Any) -> str | None:
-    for tag in tags:
-        if tag.startswith(_LICENSE_TAG):
-            return tag[len(_LICENSE_TAG):]
-    if isinstance(card, dict) and isinstance(card.get("license"), str):
-        return card["license"]
-    return None
-
-
 def _num_parameters(obj: dict[str, Any]) -> int | None:
     for key in ("safetensors", "gguf"):
         section = obj.get(key)
@@ -151,44 +142,70 @@ def _space_description(obj: dict[str, Any]) -> str | None:
     return text or None
 
 
+def _str(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    return value if isinstance(value, str) else None
+
+
+@dataclass
+class _TagFacts:
+    license: str | None = None
+    arxiv_ids: list[str] = field(default_factory=list)
+    has_base: bool = False
+
+
+def _scan_tags(tags: list[str]) -> _TagFacts:
+    """One pass over the tags for the structured ones (this runs for every crawled item)."""
+    facts = _TagFacts()
+    for tag in tags:
+        if ":" not in tag:
+            continue
+        if tag.startswith(_LICENSE_TAG):
+            facts.license = facts.license or tag[len(_LICENSE_TAG):]
+        elif tag.startswith(_ARXIV_TAG):
+            facts.arxiv_ids.append(tag[len(_ARXIV_TAG):])
+        elif tag.startswith("base_model:"):
+            facts.has_base = True
+    return facts
+
+
 def parse_repo(kind: Kind, obj: dict[str, Any]) -> RepoRecord:
     """Build a record from a list item or a detail body of a model, dataset or Space."""
     if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj["id"]:
         raise ParseError(f"{kind.value} item without an id: {str(obj)[:200]}")
     repo_id: str = obj["id"]
-    raw = {k: v for k, v in obj.items() if k != "_source"}
-    tags = [t for t in obj.get("tags") or [] if isinstance(t, str)]
-    author = obj.get("author") if isinstance(obj.get("author"), str) else None
-    if author is None and "/" in repo_id:
-        author = repo_id.split("/", 1)[0]
-    description = obj.get("description") if isinstance(obj.get("description"), str) else None
-    if kind is Kind.SPACE:
-        description = _space_description(obj)
-    base_models = base_models_from_tags(tags) if kind is Kind.MODEL else []
+    raw = {k: v for k, v in obj.items() if k != "_source"} if "_source" in obj else obj
+    tags = [t for t in obj.get("tags") or () if isinstance(t, str)]
+    facts = _scan_tags(tags)
+    author = _str(obj, "author") or (repo_id.split("/", 1)[0] if "/" in repo_id else None)
+    description = _space_description(obj) if kind is Kind.SPACE else _str(obj, "description")
+    trending = obj.get("trendingScore")
+    card = obj.get("cardData")
     return RepoRecord(
         kind=kind,
         id=repo_id,
-        hub_oid=obj.get("_id") if isinstance(obj.get("_id"), str) else None,
+        hub_oid=_str(obj, "_id"),
         author=author,
         name=repo_id.rsplit("/", 1)[-1],
         downloads=_opt_int(obj.get("downloads")) or 0,
         downloads_all_time=_opt_int(obj.get("downloadsAllTime")),
         likes=_opt_int(obj.get("likes")) or 0,
-        trending_score=float(obj["trendingScore"]) if isinstance(obj.get("trendingScore"), (int, float)) else None,
+        trending_score=float(trending) if isinstance(trending, (int, float)) else None,
         tags=tags,
-        pipeline_tag=obj.get("pipeline_tag") if isinstance(obj.get("pipeline_tag"), str) else None,
-        library_name=obj.get("library_name") if isinstance(obj.get("library_name"), str) else None,
-        sdk=obj.get("sdk") if isinstance(obj.get("sdk"), str) else None,
+        pipeline_tag=_str(obj, "pipeline_tag"),
+        library_name=_str(obj, "library_name"),
+        sdk=_str(obj, "sdk"),
         description=description.strip() if description else None,
-        sha=obj.get("sha") if isinstance(obj.get("sha"), str) else None,
-        created_at=obj.get("createdAt") if isinstance(obj.get("createdAt"), str) else None,
-        last_modified=obj.get("lastModified") if isinstance(obj.get("lastModified"), str) else None,
+        sha=_str(obj, "sha"),
+        created_at=_str(obj, "createdAt"),
+        last_modified=_str(obj, "lastModified"),
         private=bool(obj.get("private", False)),
         gated=_gated(obj.get("gated")),
         disabled=bool(obj.get("disabled", False)),
-        license=_license(tags, obj.get("cardData")),
-        base_models=base_models,
-        arxiv_ids=[t[len(_ARXIV_TAG):] for t in tags if t.startswith(_ARXIV_TAG)],
+        license=facts.license or (card.get("license") if isinstance(card, dict) and
+                                  isinstance(card.get("license"), str) else None),
+        base_models=base_models_from_tags(tags) if kind is Kind.MODEL and facts.has_base else [],
+        arxiv_ids=facts.arxiv_ids,
         num_parameters=_num_parameters(obj),
         quant_format=quant_format_of(repo_id, tags) if kind is Kind.MODEL else None,
         raw=raw,

@@ -18,6 +18,7 @@ import orjson
 from core.hub.records import COUNTER_FIELDS, PaperRecord, RepoRecord
 from core.itemtext import item_text, text_hash
 from core.kinds import Kind, doc_key
+from core.store.rawjson import encode_raw
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def _dumps(value: object) -> str:
 def meta_hash(raw: dict) -> str:
     """Hash of everything but the counters, which change without a commit."""
     stable = {k: v for k, v in raw.items() if k not in COUNTER_FIELDS}
-    return hashlib.blake2b(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS), digest_size=12).hexdigest()
+    return hashlib.blake2b(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS), digest_size=8).hexdigest()
 
 
 _REPO_COLUMNS = (
@@ -72,6 +73,13 @@ _REPO_COLUMNS = (
     "private", "gated", "disabled", "license", "base_model", "base_relation", "arxiv_ids",
     "num_parameters", "quant_format", "raw", "meta_hash", "text_hash",
 )
+# What each kind puts in search_fts(name, author, tags, body); the update/delete
+# triggers in migration 0001 use the same columns.
+_FTS_SOURCE = {
+    Kind.PAPER: "title, authors, ai_keywords, summary",
+}
+_REPO_FTS_SOURCE = "id, author, tags, description"
+
 _PAPER_COLUMNS = (
     "id", "title", "summary", "authors", "published_at", "upvotes", "num_comments", "submitted_by",
     "ai_keywords", "github_repo", "raw", "meta_hash", "text_hash",
@@ -86,14 +94,14 @@ def _repo_values(r: RepoRecord, mhash: str, thash: str) -> tuple:
         r.last_modified, int(r.private), r.gated, int(r.disabled), r.license,
         base.repo_id if base else None, base.relation if base else None,
         _dumps(r.arxiv_ids) if r.arxiv_ids else None, r.num_parameters, r.quant_format,
-        _dumps(r.raw), mhash, thash,
+        encode_raw(r.raw), mhash, thash,
     )
 
 
 def _paper_values(p: PaperRecord, mhash: str, thash: str) -> tuple:
     return (
         p.id, p.title, p.summary, _dumps(p.authors), p.published_at, p.upvotes, p.num_comments,
-        p.submitted_by, _dumps(p.ai_keywords), p.github_repo, _dumps(p.raw), mhash, thash,
+        p.submitted_by, _dumps(p.ai_keywords), p.github_repo, encode_raw(p.raw), mhash, thash,
     )
 
 
@@ -165,6 +173,13 @@ def write_page(
             pk = pks[record.id]
             changes.new.append(StoredItem(pk, record, None))
             jobs.append((doc_key(kind, pk), thash, seen_at))
+        new_pks = sorted(pks.values())
+        conn.execute(
+            f"INSERT INTO search_fts (rowid, name, author, tags, body) "
+            f"SELECT ({kind.code} << 40) | pk, {_FTS_SOURCE.get(kind, _REPO_FTS_SOURCE)} FROM {table} "
+            f"WHERE pk IN ({','.join('?' * len(new_pks))}) ORDER BY pk",
+            new_pks,
+        )
     if updates:
         assignments = ", ".join(f"{c} = ?" for c in columns)
         conn.executemany(

@@ -1,0 +1,128 @@
+"""Crawl benchmark: full sync of a large fake Hub over loopback, then a rate-budgeted run.
+
+    .venv/bin/python bench/crawl.py [--models 1000000] [--budget-quota 200 --budget-window 10 --budget-seconds 40]
+
+Prints items/s end to end, crawler CPU seconds per 1M items, DB bytes per item, peak RSS of
+the crawler, and for the budgeted run the achieved request rate as a share of the budget and
+the number of 429s. The fake Hub runs in its own process so the figures are the crawler's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import resource
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from core.crawler import FULL, Crawler  # noqa: E402
+from core.hub.client import HubClient  # noqa: E402
+from core.kinds import Kind  # noqa: E402
+
+# The original project's loop: one SELECT + INSERT per row, no FTS, no lineage, no change tracking.
+BASELINE_ITEMS_PER_S = 26_000
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_fakehub(models: int, *extra: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "fakehub", "--port", str(port), "--models", str(models),
+         "--datasets", "0", "--spaces", "0", "--papers", "0", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the fake Hub prints one line once it listens
+    if "http" not in line:
+        proc.kill()
+        raise SystemExit(f"fake hub did not start: {line!r}")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def full_sync(models: int) -> None:
+    hub, url = start_fakehub(models)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "PROMETHEUS_DATA_DIR": tmp, "HF_ENDPOINT": url}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started = time.perf_counter()
+        out = subprocess.run([sys.executable, str(ROOT / "main.py"), "crawl", "--type", "models", "--mode", "full",
+                              "--json"], env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        summary = json.loads(out.stdout)["models"]
+        db = Path(tmp) / "prometheus.db"
+        conn = sqlite3.connect(db)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        items = conn.execute("SELECT count(*) FROM models").fetchone()[0]
+        conn.close()
+        size = db.stat().st_size
+    hub.terminate()
+    hub.wait()
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    rate = items / wall
+    print(f"full sync of {items:,} models ({summary['requests']} requests) in {wall:.1f} s")
+    print(f"  items/s end to end      {rate:,.0f}   ({rate / BASELINE_ITEMS_PER_S:.2f}x the original's "
+          f"{BASELINE_ITEMS_PER_S:,}; target >= 40,000)")
+    print(f"  crawler CPU s per 1M    {cpu / items * 1e6:.1f}   (target <= 30)")
+    print(f"  DB bytes per item       {size / items:,.0f}   (target <= 1,536, FTS included)")
+    print(f"  crawler peak RSS        {after.ru_maxrss / 1024:.0f} MiB")
+
+
+async def _budgeted(url: str, seconds: float, tmp: str) -> tuple[int, int, float]:
+    client = HubClient(url)
+    crawler = Crawler(Path(tmp) / "prometheus.db", client, page_size=100)
+    task = asyncio.create_task(crawler.sync(Kind.MODEL, FULL))
+    started = time.monotonic()
+    await asyncio.sleep(seconds)
+    crawler.request_stop()
+    await task
+    elapsed = time.monotonic() - started
+    await client.close()
+    crawler.close()
+    return client.requests, client.rate_limited, elapsed
+
+
+def budgeted(quota: int, window: float, seconds: float) -> None:
+    # Enough items that the crawl outlasts the measurement at 100 items a page.
+    hub, url = start_fakehub(int(quota / window * seconds * 100 * 2), "--quota", str(quota),
+                             "--window", str(window))
+    with tempfile.TemporaryDirectory() as tmp:
+        requests, limited, elapsed = asyncio.run(_budgeted(url, seconds, tmp))
+    hub.terminate()
+    hub.wait()
+    budget = quota / window * elapsed
+    print(f"budgeted crawl: quota {quota} per {window:g} s for {elapsed:.1f} s")
+    print(f"  requests {requests}, budget {budget:.0f}: {requests / budget:.1%} of the budget (target >= 95%)")
+    print(f"  429 responses           {limited}   (target 0)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=1_000_000)
+    parser.add_argument("--budget-quota", type=int, default=200)
+    parser.add_argument("--budget-window", type=float, default=10.0)
+    parser.add_argument("--budget-seconds", type=float, default=40.0)
+    parser.add_argument("--skip-budget", action="store_true")
+    args = parser.parse_args()
+    full_sync(args.models)
+    if not args.skip_budget:
+        budgeted(args.budget_quota, args.budget_window, args.budget_seconds)
+
+
+if __name__ == "__main__":
+    main()
