@@ -25,6 +25,40 @@ _RELATION_WORDS = {
 }
 
 
+# Model cards are not in the list API, so a model's text is mostly its id and tags;
+# a plain-words gloss of its task gives the embedding the meaning users search by.
+_TASK_GLOSS = {
+    "text-generation": "language model that generates text, chat and completions",
+    "text2text-generation": "sequence to sequence model that rewrites, translates or summarises text",
+    "text-to-image": "generates images and pictures from text prompts",
+    "image-to-image": "edits and transforms images",
+    "text-to-video": "generates videos from text prompts",
+    "text-to-speech": "speech synthesis, turns text into spoken audio",
+    "text-to-audio": "generates audio and music from text",
+    "automatic-speech-recognition": "speech recognition, transcribes spoken audio into text",
+    "audio-classification": "classifies sounds and audio clips",
+    "image-classification": "classifies images into categories",
+    "object-detection": "detects and locates objects in images",
+    "image-segmentation": "segments images into regions",
+    "image-to-text": "describes images in words, image captioning",
+    "image-text-to-text": "vision language model that answers questions about images",
+    "visual-question-answering": "answers questions about images",
+    "feature-extraction": "embedding model that turns text into vectors",
+    "sentence-similarity": "sentence embeddings for semantic similarity and retrieval",
+    "text-classification": "classifies text, sentiment analysis",
+    "token-classification": "tags words in text, named entity recognition",
+    "question-answering": "extractive question answering over a passage",
+    "summarization": "summarises long documents",
+    "translation": "machine translation between languages",
+    "fill-mask": "masked language model for filling in missing words",
+    "zero-shot-classification": "classifies text into labels without training examples",
+    "reinforcement-learning": "reinforcement learning agent",
+    "depth-estimation": "estimates depth from images",
+    "tabular-classification": "classifies rows of tabular data",
+    "time-series-forecasting": "forecasts time series",
+}
+
+
 def words_of_id(repo_id: str) -> str:
     """`TheBloke/Llama-2-7B-GGUF` → `TheBloke Llama 2 7B GGUF`."""
     return " ".join(part for part in _SPLIT.split(repo_id) if part)
@@ -44,7 +78,9 @@ def repo_text(record: RepoRecord) -> str:
     if record.author:
         parts.append(f"by {record.author}")
     if record.pipeline_tag:
-        parts.append(record.pipeline_tag.replace("-", " "))
+        gloss = _TASK_GLOSS.get(record.pipeline_tag)
+        task = record.pipeline_tag.replace("-", " ")
+        parts.append(f"{task}: {gloss}" if gloss else task)
     if record.library_name:
         parts.append(record.library_name)
     if record.sdk:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from core.alerts.outbox import outbox_stats
 from core.kinds import ALL_KINDS
+from core.supervision.records import restart_summary
 
 
 def live_counts(conn: sqlite3.Connection) -> dict[str, int]:
@@ -47,4 +49,6 @@ def collect_stats(conn: sqlite3.Connection) -> dict[str, Any]:
         "last_crawl": last_crawls(conn),
         "in_progress": crawls_in_progress(conn),
         "embed_queue": embed_queue(conn),
+        "restarts": restart_summary(conn),  # the daemon's supervisor: child restarts and states
+        "alerts": outbox_stats(conn),  # alert outbox: pending / sent / digested / failed
     }

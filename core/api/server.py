@@ -1,0 +1,80 @@
+"""Serving the API: `run_api` binds, serves until `stop` is set, then drains in-flight requests.
+
+The daemon's API child calls `run_api` directly; `python main.py serve` wraps it with signal
+handling. With no API key configured, writes are open to whoever can connect, so the server
+refuses a non-loopback address unless the operator says `insecure=True` (`--insecure`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from core.api.app import create_app
+from core.config import Config
+
+log = structlog.get_logger(__name__)
+
+SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+class InsecureBindError(ValueError):
+    """A non-loopback bind without an API key and without --insecure."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name other than localhost, or "" / 0.0.0.0 (every interface)
+
+
+def check_bind(config: Config, host: str, *, insecure: bool) -> None:
+    if not config.api_key and not is_loopback(host) and not insecure:
+        raise InsecureBindError(
+            f"refusing to listen on {host or 'every interface'} without an API key: set PROMETHEUS_API_KEY "
+            f"(or api.key), bind 127.0.0.1, or pass --insecure to accept unauthenticated writes")
+
+
+async def run_api(config: Config, host: str, port: int, stop: asyncio.Event, *, insecure: bool = False,
+                  ready: Callable[[str], Any] | None = None, app: web.Application | None = None) -> None:
+    """Serve until `stop` is set. `ready(url)` is called once listening (the URL has the real port when
+    `port` is 0); `app` replaces the default application (tests, benchmarks)."""
+    check_bind(config, host, insecure=insecure)
+    if not config.api_key and not is_loopback(host):
+        log.warning("api_insecure_bind", host=host, hint="no API key: anyone who can connect can start work")
+    application = app if app is not None else create_app(config)
+    # access_log=None: one log line per request would flood the journal under load; /metrics counts them.
+    runner = web.AppRunner(application, access_log=None, handle_signals=False,
+                           shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+        await site.start()
+        url = _url(runner, host, port)
+        log.info("api_listening", url=url, auth="api_key" if config.api_key else "none (loopback only)",
+                 cors=config.api_cors_origins or "off")
+        if ready is not None:
+            ready(url)
+        await stop.wait()
+        log.info("api_stopping", grace_seconds=SHUTDOWN_GRACE_SECONDS)
+    finally:
+        # Stops accepting, lets in-flight requests finish (up to the grace period), runs on_cleanup.
+        await runner.cleanup()
+    log.info("api_stopped")
+
+
+def _url(runner: web.AppRunner, host: str, port: int) -> str:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            bound_host, bound_port = address[0], address[1]
+            shown = f"[{bound_host}]" if ":" in str(bound_host) else bound_host
+            return f"http://{shown}:{bound_port}"
+    return f"http://{host}:{port}"

