@@ -27,6 +27,10 @@ CRAWLER_EXPAND = ("author", "createdAt", "disabled", "downloads", "downloadsAllT
                   "library_name", "likes", "pipeline_tag", "private", "safetensors", "sha", "tags", "trendingScore")
 
 
+def _figures(times: list[float]) -> dict[str, float]:
+    return {"first_ms": round(times[0] * 1000, 1), "median_ms": round(statistics.median(times) * 1000, 1)}
+
+
 async def client(url: str, walk: int, page: int) -> dict[str, object]:
     import aiohttp
     import orjson
@@ -46,11 +50,11 @@ async def client(url: str, walk: int, page: int) -> dict[str, object]:
         latencies = {}
         for sort in ("trendingScore", "createdAt", "lastModified", "likes", "downloads"):
             times = [(await fetch(f"{url}/api/models?sort={sort}&limit={page}"))[0] for _ in range(5)]
-            latencies[sort] = {"first_ms": round(times[0] * 1000, 1), "median_ms": round(statistics.median(times) * 1000, 1)}
+            latencies[sort] = _figures(times)
         for name, query in (("filter=gguf", "filter=gguf"), ("search=coder", "search=coder"),
                             ("author=mradermacher", "author=mradermacher")):
             times = [(await fetch(f"{url}/api/models?{query}&limit={page}"))[0] for _ in range(3)]
-            latencies[name] = {"first_ms": round(times[0] * 1000, 1), "median_ms": round(statistics.median(times) * 1000, 1)}
+            latencies[name] = _figures(times)
         results["first_page"] = latencies
 
         walks = {}

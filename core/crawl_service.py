@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import sqlite3
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +19,7 @@ from typing import Any
 import psutil
 import structlog
 
+from core.alerts import run_sender, run_watch_poll
 from core.config import Config
 from core.crawler import FULL, INCREMENTAL, MODES, Crawler, SyncResult, standard_hooks
 from core.hub.client import HubClient
@@ -28,6 +27,7 @@ from core.kinds import ALL_KINDS, Kind, parse_kind
 from core.store import connect, write_tx
 from core.store.db import parse_ts
 from core.tasks import Task, claim_task, finish_task, report_progress
+from core.trends import hot_sweep
 
 log = structlog.get_logger(__name__)
 
@@ -124,7 +124,6 @@ class CrawlService:
         self.crawler = Crawler(config.db_path, client, hooks=standard_hooks(), page_size=config.page_size)
         self.conn = connect(config.db_path)
         self.failures = 0
-        self._hot_sweep = _optional("core.trends", "hot_sweep")
 
     def close(self) -> None:
         self.crawler.close()
@@ -184,9 +183,9 @@ class CrawlService:
                 return
             await self.crawler.sync(kind, plan.mode)
             await self.run_tasks()  # an API request waits at most one kind's sync
-        if plan.mode == INCREMENTAL and self._hot_sweep is not None and not self.stop.is_set():
+        if plan.mode == INCREMENTAL and not self.stop.is_set():
             # Counters of busy repos (downloads, likes) that lastModified walks never revisit.
-            await self._hot_sweep(self.client, self.config.db_path, self.stop, pages=self.config.hot_sweep_pages)
+            await hot_sweep(self.client, self.config.db_path, self.stop, pages=self.config.hot_sweep_pages)
 
     async def loop(self) -> None:
         crawl_interval = self.config.crawl_interval_hours * 3600
@@ -211,29 +210,14 @@ class CrawlService:
                     await self._sleep(min(TASK_POLL_SECONDS, deadline - asyncio.get_running_loop().time()))
 
 
-def _optional(module_name: str, function: str) -> Callable[..., Awaitable[Any]] | None:
-    """A function another part provides, or None while it has not landed."""
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            return None
-        raise
-    return getattr(module, function, None)
-
-
 async def run_crawl_service(config: Config, stop: asyncio.Event) -> None:
     """The crawler child: returns once `stop` is set and the page in hand is committed."""
     async with HubClient(config.hub_endpoint, config.hub_token) as client:
         service = CrawlService(config, client, stop)
         requeue_orphaned_tasks(service.conn)
-        jobs = [asyncio.create_task(service.loop(), name="crawl-loop")]
-        watch_poll = _optional("core.alerts", "run_watch_poll")
-        sender = _optional("core.alerts", "run_sender")
-        if watch_poll is not None:
-            jobs.append(asyncio.create_task(watch_poll(config, client, stop), name="watch-poll"))
-        if sender is not None:
-            jobs.append(asyncio.create_task(sender(config, stop), name="alert-sender"))
+        jobs = [asyncio.create_task(service.loop(), name="crawl-loop"),
+                asyncio.create_task(run_watch_poll(config, client, stop), name="watch-poll"),
+                asyncio.create_task(run_sender(config, stop), name="alert-sender")]
 
         async def stop_crawler() -> None:
             await stop.wait()

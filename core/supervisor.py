@@ -222,8 +222,8 @@ class Supervisor:
         child.next_start = None
         child.exited = self._exit_future(child.proc)
         log.info("child_spawned", child=child.name, pid=child.proc.pid)
-        self._set_state(child, "starting")
-        self._record_state(child)
+        child.state = "starting"
+        self._record_state(child)  # always: the pid changed even if the state did not
 
     def _exit_future(self, proc: subprocess.Popen[bytes]) -> asyncio.Future[None] | None:
         """Resolves the moment the process exits (pidfd), so a crash is seen at once, not at the next tick."""

@@ -525,3 +525,15 @@ async def test_daily_digest_with_trends_section(tmp_path: Path, monkeypatch: pyt
     assert "org/rising_model*1" in text and "TheBloke/daily-one" in text
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     assert conn.execute("SELECT value FROM alert_state WHERE key = 'daily:last_date'").fetchone()[0] == today
+
+
+def test_a_broken_watch_never_blocks_the_crawl(tmp_path: Path) -> None:
+    broken = query_watch("broken", Query(text=5))  # type: ignore[arg-type]  # what validation would refuse
+    use_watches([broken, author_watch("TheBloke")])
+    conn = connect(tmp_path / "db.sqlite")
+    _write(conn, [model("TheBloke/x")])  # the hook fails inside; the page still commits
+    assert conn.execute("SELECT count(*) FROM models").fetchone()[0] == 1
+    assert _outbox(conn) == []
+    use_watches([author_watch("TheBloke")])
+    _write(conn, [model("TheBloke/y")])
+    assert [r[1] for r in _outbox(conn)] == ["TheBloke/y"]

@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 from core.config import load_config
 from core.kinds import ALL_KINDS
 from core.supervision.backoff import backoff_bound
@@ -34,10 +32,6 @@ from tests.supervisor_helpers import (
     wait_for,
     write_config,
 )
-
-pytest.importorskip("core.hub.fake", reason="the fake Hub has not landed")
-if not hasattr(__import__("core.hub.fake", fromlist=["FakeHub"]), "FakeHub"):
-    pytest.skip("the fake Hub has not landed", allow_module_level=True)
 
 CYCLES = int(os.environ.get("CHAOS_CYCLES", "30"))
 CHILDREN = ("crawler", "embedder", "api")

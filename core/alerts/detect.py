@@ -128,5 +128,15 @@ def detection_hook(conn: sqlite3.Connection, changes: PageChanges) -> None:
     watches = active_watches()
     if not watches:
         return
-    armed = register_watches(conn, watches, utcnow())
-    detect(conn, items, watches, armed, changes.seen_at)
+    # A savepoint keeps an alerts bug from rolling back (and so stalling) the crawl's page:
+    # the mirror keeps moving, the failure is logged loudly.
+    conn.execute("SAVEPOINT alert_detection")
+    try:
+        armed = register_watches(conn, watches, utcnow())
+        detect(conn, items, watches, armed, changes.seen_at)
+    except Exception:
+        conn.execute("ROLLBACK TO alert_detection")
+        conn.execute("RELEASE alert_detection")
+        log.exception("alert_detection_failed", kind=changes.kind.value, items=len(items))
+        return
+    conn.execute("RELEASE alert_detection")

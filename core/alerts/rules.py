@@ -43,11 +43,16 @@ def parse_size(value: str | int | float | None) -> int | None:
     if isinstance(value, bool):
         raise ValueError(f"not a parameter count: {value!r}")
     if isinstance(value, (int, float)):
+        if not -1e16 < value < 1e16:
+            raise ValueError(f"parameter count out of range: {value!r}")
         return int(value)
     match = _SIZE.match(str(value))
     if not match:
         raise ValueError(f"not a parameter count: {value!r} (examples: 7B, 500M, 1.5e9)")
-    return int(float(match.group(1)) * _SCALE[match.group(2).lower()])
+    number = float(match.group(1)) * _SCALE[match.group(2).lower()]
+    if not number < 1e16:  # also rejects inf and nan
+        raise ValueError(f"parameter count out of range: {value!r}")
+    return int(number)
 
 
 def format_size(count: int | None) -> str | None:

@@ -96,6 +96,9 @@ def parse_query(spec: dict[str, Any], where: str = "query") -> Query:
     unknown = set(spec) - {*_QUERY_FIELDS, "name", "mode"}
     if unknown:
         raise WatchError(f"{where}: unknown field(s) {', '.join(sorted(unknown))}")
+    for key in ("pipeline", "base_model", "relation", "text"):
+        if spec.get(key) is not None and not isinstance(spec[key], str):
+            raise WatchError(f"{where}: {key} must be a string")
     relation = spec.get("relation")
     if relation is not None and relation not in BASE_RELATIONS:
         raise WatchError(f"{where}: relation must be one of {', '.join(BASE_RELATIONS)}")

@@ -56,9 +56,8 @@ def read_snapshot(conn: sqlite3.Connection) -> Snapshot:
                                        "WHERE status IN ('ok', 'limited') GROUP BY kind"):
         if finished:
             snap.last_success[kind] = parse_ts(finished).timestamp()
-    row = conn.execute("SELECT count(*) FILTER (WHERE parked = 0), count(*) FILTER (WHERE parked = 1) "
-                       "FROM embed_jobs").fetchone()
-    snap.embed_queue = {"pending": row[0], "parked": row[1]}
+    snap.embed_queue = {state: conn.execute("SELECT count(*) FROM embed_jobs WHERE parked = ?", (flag,)).fetchone()[0]
+                        for state, flag in (("pending", 0), ("parked", 1))}
     snap.tasks = [tuple(r) for r in conn.execute("SELECT type, status, count(*) FROM tasks GROUP BY 1, 2")]
     if table_exists(conn, "alert_outbox"):
         snap.alerts = dict(conn.execute("SELECT status, count(*) FROM alert_outbox GROUP BY status").fetchall())

@@ -21,6 +21,8 @@ from core.config import Config
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 10.0
+MAX_REQUEST_LINE = 65536
+MAX_HEADER_FIELD = 16384
 
 
 class InsecureBindError(ValueError):
@@ -52,8 +54,11 @@ async def run_api(config: Config, host: str, port: int, stop: asyncio.Event, *, 
         log.warning("api_insecure_bind", host=host, hint="no API key: anyone who can connect can start work")
     application = app if app is not None else create_app(config)
     # access_log=None: one log line per request would flood the journal under load; /metrics counts them.
+    # max_line_size: aiohttp's default (8 KiB) rejects long-but-valid query strings in its parser, before
+    # our middleware, with a text/plain 400; 64 KiB lets every documented parameter reach validation.
     runner = web.AppRunner(application, access_log=None, handle_signals=False,
-                           shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+                           shutdown_timeout=SHUTDOWN_GRACE_SECONDS, max_line_size=MAX_REQUEST_LINE,
+                           max_field_size=MAX_HEADER_FIELD)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)

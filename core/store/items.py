@@ -139,9 +139,9 @@ def write_page(
     new_records: list[tuple[RepoRecord | PaperRecord, str]] = []
     for record in by_id.values():
         mhash = meta_hash(record.raw)
-        thash = text_hash(item_text(record))
         row = existing.get(record.id)
         if row is None:
+            thash = text_hash(item_text(record))
             inserts.append((*values_of(record, mhash, thash), seen_at, seen_at, seen_at))
             new_records.append((record, thash))
             continue
@@ -149,9 +149,11 @@ def write_page(
         counters_changed = (downloads, likes, trending) != _counters(record)
         meta_changed = old_mhash != mhash or deleted_at is not None
         if not (meta_changed or counters_changed):
+            # The common case of a re-sync: no text to build, nothing to encode.
             touches.append((seen_at, pk))
             changes.unchanged += 1
             continue
+        thash = text_hash(item_text(record)) if meta_changed else old_thash
         updates.append((*values_of(record, mhash, thash), seen_at, seen_at, pk))
         changes.updated.append(StoredItem(
             pk, record, Previous(downloads, likes, trending, sha, deleted_at is not None),

@@ -25,7 +25,7 @@ from core.supervision.settings import SupervisorSettings
 
 STARTING = "starting"  # importing, loading a model: judged against the startup timeout
 RUNNING = "running"
-IDLE = "idle"  # the child's module is not installed yet: alive, but nothing to probe
+IDLE = "idle"  # the test child: alive, nothing to probe
 
 
 @dataclass(frozen=True)

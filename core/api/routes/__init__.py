@@ -45,11 +45,12 @@ Shared helpers:
   `await db.write(fn, *args)` on the single writer connection.
 - `request.app["search"]` (may be None), `request.app["config"]`, `request.app["metrics"]`.
 - `core.api.html`: `render(template, **values)` (escapes everything), `Safe`, `tag`, `link` for `/ui` pages;
-  `core.api.routes.ui.page(title, body, ...)` wraps a body in the site layout.
+  `core.api.routes.ui.page(request, title, body, status=200)` wraps a body in the site layout (nav, CSS).
 - Rate limiting, CORS and security headers are applied to every route by the app; nothing to do per route.
 
-Paths: repo ids contain a slash, so item routes use `{id:[^/]+(?:/[^/]+)?}` (one or two segments): a route
-`/models/{id}/history` declared with the same pattern does not collide with `/models/{id}`.
+Paths: repo ids contain a slash, so item routes use `core.api.routes.items.ID_PATTERN` (`[^/]+(?:/[^/]+)?`, one
+or two segments): `/models/{id:<ID_PATTERN>}/history` does not collide with `/models/{id}`. Document the path
+as `/models/{id}/history` (aiohttp's canonical form; the coverage test compares against it).
 """
 
 from __future__ import annotations
