@@ -20,7 +20,6 @@ import os
 import random
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -35,31 +34,16 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench import harness  # noqa: E402
 from core.kinds import ALL_KINDS, Kind  # noqa: E402
 from core.store import connect  # noqa: E402
 
 SHARES = {Kind.MODEL: 0.70, Kind.DATASET: 0.15, Kind.SPACE: 0.12, Kind.PAPER: 0.03}
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def start_fakehub(total: int) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    sizes = [str(int(total * SHARES[kind])) for kind in ALL_KINDS]
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "fakehub", "--port", str(port), "--models", sizes[0],
-         "--datasets", sizes[1], "--spaces", sizes[2], "--papers", sizes[3], "--seed", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # the fake Hub prints one line once it listens
-    if "http" not in line:
-        proc.kill()
-        raise SystemExit(f"fake hub did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{port}"
+    sizes = {kind.plural: int(total * SHARES[kind]) for kind in ALL_KINDS}
+    return harness.start_fakehub(**sizes, extra=("--seed", "1"))
 
 
 def crawl(env: dict[str, str]) -> subprocess.Popen[str]:

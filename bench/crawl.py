@@ -14,7 +14,6 @@ import asyncio
 import json
 import os
 import resource
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import start_fakehub  # noqa: E402
 from core.crawler import FULL, Crawler  # noqa: E402
 from core.hub.client import HubClient  # noqa: E402
 from core.kinds import Kind  # noqa: E402
@@ -33,29 +33,8 @@ from core.kinds import Kind  # noqa: E402
 BASELINE_ITEMS_PER_S = 26_000
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_fakehub(models: int, *extra: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "fakehub", "--port", str(port), "--models", str(models),
-         "--datasets", "0", "--spaces", "0", "--papers", "0", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()  # the fake Hub prints one line once it listens
-    if "http" not in line:
-        proc.kill()
-        raise SystemExit(f"fake hub did not start: {line!r}")
-    return proc, f"http://127.0.0.1:{port}"
-
-
 def full_sync(models: int) -> None:
-    hub, url = start_fakehub(models)
+    hub, url = start_fakehub(models=models)
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "PROMETHEUS_DATA_DIR": tmp, "HF_ENDPOINT": url}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -99,8 +78,8 @@ async def _budgeted(url: str, seconds: float, tmp: str) -> tuple[int, int, float
 
 def budgeted(quota: int, window: float, seconds: float) -> None:
     # Enough items that the crawl outlasts the measurement at 100 items a page.
-    hub, url = start_fakehub(int(quota / window * seconds * 100 * 2), "--quota", str(quota),
-                             "--window", str(window))
+    hub, url = start_fakehub(models=int(quota / window * seconds * 100 * 2),
+                             extra=("--quota", str(quota), "--window", str(window)))
     with tempfile.TemporaryDirectory() as tmp:
         requests, limited, elapsed = asyncio.run(_budgeted(url, seconds, tmp))
     hub.terminate()

@@ -28,8 +28,31 @@ def nullable(schema_type: str) -> dict[str, Any]:
     return {"type": [schema_type, "null"]}
 
 
-def query(name: str, schema: dict[str, Any], description: str = "", *, required: bool = False) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": schema, "description": description}
+def _bounded(schema: dict[str, Any]) -> bool:
+    """A string schema that cannot grow a request line without bound (enum, const or maxLength)."""
+    for branch in schema.get("oneOf", schema.get("anyOf", [])):
+        if not _bounded(branch):
+            return False
+    types = schema.get("type", [])
+    if "string" not in (types if isinstance(types, list) else [types]):
+        return True
+    return "enum" in schema or "const" in schema or "maxLength" in schema
+
+
+def query(name: str, schema: dict[str, Any], description: str = "", *, required: bool = False,
+          allow_empty: bool = True) -> dict[str, Any]:
+    """A query parameter. `allow_empty` documents what `core.api.params` does by default: `?name=` (an empty
+    HTML form field) is the same as leaving the parameter out. Pass False for a route that rejects it.
+
+    Every string must be bounded (`maxLength` or `enum`): a generated or hostile value must not push the
+    request line past the server's limit (`core.api.server.MAX_REQUEST_LINE`)."""
+    if not _bounded(schema):
+        raise ValueError(f"query parameter {name!r}: a string schema needs maxLength or enum")
+    param: dict[str, Any] = {"name": name, "in": "query", "required": required, "schema": schema,
+                             "description": description}
+    if allow_empty and not required:
+        param["allowEmptyValue"] = True
+    return param
 
 
 def path_param(name: str, description: str = "", schema: dict[str, Any] | None = None) -> dict[str, Any]:

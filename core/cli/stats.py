@@ -31,7 +31,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"\ntotal {stats['total']:,} items in {config.db_path}")
     queue = stats["embed_queue"]
     print(f"embedding queue: {queue['pending']:,} pending, {queue['parked']:,} parked")
-    for extra in ("restarts", "alerts"):
-        if extra in stats:
-            print(f"{extra}: {stats[extra]}")
+    for crawl in stats["in_progress"]:
+        print(f"{crawl['mode']} sync of {crawl['kind']}s in progress since {crawl['started_at']}: "
+              f"{crawl['pages']:,} pages committed")
+    alerts = stats["alerts"]
+    print(f"alerts: {alerts['pending']:,} pending, {alerts['sent']:,} sent, {alerts['digested']:,} in digests, "
+          f"{alerts['failed']:,} failed")
+    restarts = stats["restarts"]
+    print(f"daemon: {restarts['last_24h']} child restarts in 24 h ({restarts['total']} in all)")
+    for child in restarts["children"]:
+        print(f"  {child['child']:<9} {child['state']:<9} pid {child['pid']}  restarts {child['restarts']}"
+              + (f"  last: {child['last_reason']}" if child["last_reason"] else ""))
     return 0

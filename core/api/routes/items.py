@@ -122,7 +122,7 @@ def list_parameters(kind: Kind) -> list[dict[str, Any]]:
     parameters = [
         query("limit", {"type": "integer", "minimum": 1, "maximum": params.LIMIT_MAX, "default": LIST_DEFAULT_LIMIT},
               "items per page (at most 1000)"),
-        query("cursor", {"type": "string"}, "from the previous page's `next_cursor` or `Link` header"),
+        query("cursor", {"type": "string", "maxLength": 2000}, "from the previous page's `next_cursor` or `Link` header"),
         query("sort", {"type": "string", "enum": list(queries.sorts_for(kind)),
                        "default": queries.default_sort(kind)}, "sort key"),
         query("order", {"type": "string", "enum": ["desc", "asc"], "default": "desc"}),

@@ -26,6 +26,7 @@ SEARCH_LIMIT_MAX = 200
 OFFSET_MAX = 10_000
 TEXT_FILTERS = ("author", "tag", "pipeline_tag", "library", "license", "base_model", "quant_format")
 FILTER_NAMES = (*TEXT_FILTERS, "relation", "min_downloads", "min_params", "max_params")
+PARAM_COUNT_MAX = 30  # characters of a parameter count ("7B", "  1.5 b ")
 
 
 def engine_of(request: web.Request) -> Any:
@@ -41,7 +42,9 @@ def _param_count(source: params.Source, name: str) -> int | None:
         return None
     from core.search import parse_param_count
 
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or (isinstance(value, str) and len(value) > 30):
+    if isinstance(value, float) and value.is_integer() and 0 <= value <= params.INT_MAX:
+        value = int(value)  # JSON allows 7000000000.0 for an integer
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or (isinstance(value, str) and len(value) > PARAM_COUNT_MAX):
         raise bad_request(f"{name} must be a parameter count like 7B, 500M or 7000000000")
     try:
         count = parse_param_count(value)
@@ -145,7 +148,8 @@ async def similar(request: web.Request) -> web.Response:
 
 def _filter_parameters() -> list[dict[str, Any]]:
     text = {"type": "string", "maxLength": 200}
-    count = {"type": "string", "pattern": params.PARAM_COUNT_PATTERN, "description": "7B, 500M, 1.5B or a number"}
+    count = {"type": "string", "pattern": params.PARAM_COUNT_PATTERN, "maxLength": PARAM_COUNT_MAX,
+             "description": "7B, 500M, 1.5B or a number"}
     return [
         *(query(name, text) for name in TEXT_FILTERS),
         query("relation", {"type": "string", "enum": list(RELATIONS)}),
@@ -156,7 +160,7 @@ def _filter_parameters() -> list[dict[str, Any]]:
 
 
 _KIND = {"type": "string", "enum": ["all", "models", "datasets", "spaces", "papers"], "default": "all"}
-_COUNT_SCHEMA = {"oneOf": [{"type": "string", "pattern": params.PARAM_COUNT_PATTERN},
+_COUNT_SCHEMA = {"oneOf": [{"type": "string", "pattern": params.PARAM_COUNT_PATTERN, "maxLength": PARAM_COUNT_MAX},
                            {"type": "integer", "minimum": 0, "maximum": params.INT_MAX}, {"type": "null"}]}
 _FILTERS_SCHEMA = {
     "type": ["object", "null"],

@@ -165,7 +165,7 @@ OPENAPI = {
         parameters=[query("status", {"type": "string", "enum": list(TASK_STATUSES)}),
                     query("type", {"type": "string", "enum": list(TASK_TYPES)}),
                     query("limit", {"type": "integer", "minimum": 1, "maximum": params.LIMIT_MAX, "default": 50}),
-                    query("cursor", {"type": "string"})],
+                    query("cursor", {"type": "string", "maxLength": 200})],
         responses={200: response("one page of tasks", {
             "type": "object", "required": ["items", "next_cursor"],
             "properties": {"items": {"type": "array", "items": ref("Task")}, "next_cursor": nullable("string")}},

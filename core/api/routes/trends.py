@@ -29,17 +29,25 @@ _PARAMS = ("type", "window", "by", "author", "tag", "base_model", "limit")
 ATOM_TYPE = "application/atom+xml; charset=utf-8"
 
 
-def _query(source: params.Source) -> tr.TrendQuery:
+def _query(source: params.Source) -> tuple[tr.TrendQuery, bool]:
+    """The query, and whether it can match anything: `base_model` on datasets or spaces matches nothing
+    (as a filter that does not apply to a kind does in search and export), not a 400, since the schema
+    cannot tie one parameter to another's value."""
     params.only_known(source, _PARAMS)
+    kind = params.kind(params.text(source, "type", default="models", max_length=20))
+    if not kind.is_repo:
+        raise bad_request("type must be models, datasets or spaces")
+    base_model = params.text(source, "base_model")
     try:
-        return tr.TrendQuery.parse(
-            kind=params.text(source, "type", max_length=20), window=params.text(source, "window", max_length=10),
+        query = tr.TrendQuery.parse(
+            kind=kind.plural, window=params.choice(source, "window", tuple(tr.WINDOWS)),
             by=params.choice(source, "by", tr.BY_CHOICES), author=params.text(source, "author"),
-            tag=params.text(source, "tag"), base_model=params.text(source, "base_model"),
+            tag=params.text(source, "tag"), base_model=base_model if kind is Kind.MODEL else None,
             limit=params.integer(source, "limit", default=20, minimum=1, maximum=1000),
         )
     except ValueError as exc:
         raise bad_request(str(exc)) from None
+    return query, not (base_model and kind is not Kind.MODEL)
 
 
 def _read_trends(conn: sqlite3.Connection, query: tr.TrendQuery) -> tuple[list[tr.TrendRow], str | None]:
@@ -50,11 +58,13 @@ def _needs_refresh(conn: sqlite3.Connection, query: tr.TrendQuery) -> bool:
     return query.window in tr.WINDOWS.values() and not tr.cache_is_fresh(conn, query.kind, query.window)
 
 
-async def _run(request: web.Request, query: tr.TrendQuery) -> tuple[list[tr.TrendRow], str | None]:
+async def _run(request: web.Request, query: tr.TrendQuery,
+               can_match: bool = True) -> tuple[list[tr.TrendRow], str | None]:
     db = request.app["db"]
     if await db.read(_needs_refresh, query):
         await db.write(tr.refresh_cache, None, (query.kind,), (query.window,))
-    return await db.read(_read_trends, query)
+    rows, as_of = await db.read(_read_trends, query)
+    return (rows if can_match else []), as_of
 
 
 def _window_label(seconds: int) -> str:
@@ -63,8 +73,8 @@ def _window_label(seconds: int) -> str:
 
 @routes.get("/trends")
 async def get_trends(request: web.Request) -> web.Response:
-    query = _query(request.query)
-    rows, as_of = await _run(request, query)
+    query, can_match = _query(request.query)
+    rows, as_of = await _run(request, query, can_match)
     return web.json_response({"kind": query.kind.value, "window": _window_label(query.window), "by": query.by,
                               "as_of": as_of, "results": [row.as_dict() for row in rows]})
 
@@ -112,7 +122,7 @@ def atom_feed(rows: list[tr.TrendRow], kind: Kind, self_url: str, base_url: str,
 @routes.get("/feeds/trending.atom")
 async def trending_feed(request: web.Request) -> web.Response:
     params.only_known(request.query, ("type",))
-    kind = params.kind(request.query.get("type", "models"))
+    kind = params.kind(params.text(request.query, "type", default="models", max_length=20))
     if not kind.is_repo:
         raise bad_request("type must be models, datasets or spaces")
     rows, as_of = await _run(request, tr.TrendQuery(kind, tr.DAY, "rising", limit=25))
@@ -138,8 +148,8 @@ async def trends_page(request: web.Request) -> web.Response:
 
     source: dict[str, Any] = dict(request.query)
     source.setdefault("type", "models")
-    query = _query(source)
-    rows, as_of = await _run(request, query)
+    query, can_match = _query(source)
+    rows, as_of = await _run(request, query, can_match)
     lines = await request.app["db"].read(_sparklines, query.kind, query.window, [r.pk for r in rows])
     window = _window_label(query.window)
     form = Safe('<form method="get" action="/ui/trends" class="trend-form">' + join([
@@ -177,9 +187,10 @@ _TREND_PARAMS = [
     query("window", {"type": "string", "enum": list(tr.WINDOWS)}, "window (default 24h)"),
     query("by", {"type": "string", "enum": list(tr.BY_CHOICES)},
           "downloads/day, likes/day, or rising (growth relative to size, smoothed)"),
-    query("author", {"type": "string"}, "only this author's repos"),
-    query("tag", {"type": "string"}, "only repos with this tag"),
-    query("base_model", {"type": "string"}, "only models derived from this base (models only)"),
+    query("author", {"type": "string", "maxLength": params.TEXT_MAX}, "only this author's repos"),
+    query("tag", {"type": "string", "maxLength": params.TEXT_MAX}, "only repos with this tag"),
+    query("base_model", {"type": "string", "maxLength": params.TEXT_MAX},
+          "only models derived from this base; with datasets or spaces nothing matches"),
     query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "how many (default 20)"),
 ]
 _TREND_ROW = {"type": "object", "required": ["id", "kind", "downloads", "likes", "downloads_per_day",

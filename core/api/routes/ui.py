@@ -24,7 +24,15 @@ from core.api import params, queries
 from core.api.errors import Problem, not_found
 from core.api.html import Safe, escape, join, link, render, tag
 from core.api.openapi import operation, path_param, query, ref, response
-from core.api.routes.search import FILTER_NAMES, MODES, SORTS, engine_of, read_filters, run_search
+from core.api.routes.search import (
+    FILTER_NAMES,
+    MODES,
+    PARAM_COUNT_MAX,
+    SORTS,
+    engine_of,
+    read_filters,
+    run_search,
+)
 from core.kinds import ALL_KINDS, Kind
 
 log = structlog.get_logger(__name__)
@@ -316,8 +324,8 @@ OPENAPI = {
                     query("offset", {"type": "integer", "minimum": 0, "maximum": 10_000}),
                     *(query(n, {"type": "string", "maxLength": 200}) for n in FILTER_NAMES
                       if n not in ("relation", "min_downloads", "min_params", "max_params")),
-                    query("min_params", {"type": "string", "pattern": params.PARAM_COUNT_PATTERN}),
-                    query("max_params", {"type": "string", "pattern": params.PARAM_COUNT_PATTERN}),
+                    *(query(n, {"type": "string", "pattern": params.PARAM_COUNT_PATTERN, "maxLength": PARAM_COUNT_MAX})
+                      for n in ("min_params", "max_params")),
                     query("relation", {"type": "string", "enum": ["", "finetune", "adapter", "merge", "quantized"]}),
                     query("min_downloads", {"type": "integer", "minimum": 0, "maximum": params.INT_MAX})],
         responses={200: {"description": "the page", "content": _HTML},
