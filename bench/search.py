@@ -176,12 +176,7 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(np.array(values), q))
 
 
-def search_process(data_dir: str, queries: int, semantic_queries: list[str]) -> dict:
-    """Runs in its own process: latencies, recall, and this process's peak RSS."""
-    from core.search import SearchEngine
-
-    config = load_config(data_dir, env={})
-    engine = SearchEngine(config)
+def keyword_latency(engine, queries: int) -> dict:  # type: ignore[no-untyped-def]
     rng = random.Random(3)
     keyword_queries = [" ".join(rng.sample(WORDS + FLAVOURS + TOPICS, rng.choice([1, 2]))) for _ in range(queries)]
     for q in keyword_queries[:10]:
@@ -191,6 +186,17 @@ def search_process(data_dir: str, queries: int, semantic_queries: list[str]) -> 
         started = time.perf_counter()
         engine.search(q, limit=20)
         keyword_ms.append((time.perf_counter() - started) * 1000)
+    return {"keyword_p50_ms": round(percentile(keyword_ms, 50), 2),
+            "keyword_p95_ms": round(percentile(keyword_ms, 95), 2)}
+
+
+def search_process(data_dir: str, queries: int, semantic_queries: list[str]) -> dict:
+    """Runs in its own process: latencies, recall, and this process's peak RSS."""
+    from core.search import SearchEngine
+
+    config = load_config(data_dir, env={})
+    engine = SearchEngine(config)
+    keyword = keyword_latency(engine, queries)
     engine.embed_query("warm up")
     loaded = engine.index.get()
     semantic_ms, index_ms, recalls = [], [], []
@@ -222,7 +228,7 @@ def search_process(data_dir: str, queries: int, semantic_queries: list[str]) -> 
     recall = float(np.mean([len(set(got) & set(best_ids[i].tolist())) / 10 for i, (_, got) in enumerate(recalls)]))
     return {
         "index_type": loaded.meta.index_type if loaded else None, "vectors": loaded.meta.count if loaded else 0,
-        "keyword_p50_ms": round(percentile(keyword_ms, 50), 2), "keyword_p95_ms": round(percentile(keyword_ms, 95), 2),
+        **keyword,
         "semantic_p50_ms": round(percentile(semantic_ms, 50), 2),
         "semantic_p95_ms": round(percentile(semantic_ms, 95), 2),
         "semantic_index_only_p50_ms": round(percentile(index_ms, 50), 2),
@@ -238,8 +244,25 @@ def main() -> None:
     parser.add_argument("--encode-texts", type=int, default=1000, help="texts for worker vs raw encode")
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--data-dir", help="keep the data here (default: a temp dir)")
+    parser.add_argument("--keyword-only", action="store_true",
+                        help="keyword latency only; reuses the items already in --data-dir (populates it if empty)")
     parser.add_argument("--search-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.keyword_only:
+        if not args.data_dir:
+            parser.error("--keyword-only needs --data-dir")
+        from core.search import SearchEngine
+
+        config = load_config(args.data_dir, env={})
+        conn = connect(config.db_path)
+        have = sum(conn.execute(f"SELECT count(*) FROM {kind.table}").fetchone()[0] for kind in Kind)
+        conn.close()
+        populated = round(populate(config.db_path, args.items), 1) if have == 0 else None
+        engine = SearchEngine(config)
+        result = {"items": have or args.items, "populate_s": populated} | keyword_latency(engine, args.queries)
+        result["search_process_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        print(json.dumps(result, indent=2))
+        return
     if args.search_only:
         semantic = [f"{rng_word} model for {topic}" for rng_word, topic in zip(WORDS * 10, TOPICS * 20, strict=False)]
         print(json.dumps(search_process(args.data_dir, args.queries, semantic[: args.queries])))

@@ -16,6 +16,7 @@ import math
 import re
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -39,6 +40,14 @@ RRF_K = 60
 PREFILTER_MAX = 5_000  # filters matching at most this many items: score them exactly
 MAX_FETCH = 20_000
 _QUERY_CACHE = 256
+# Keyword search: BM25 ranks every match before LIMIT (and reads each term's whole doclist
+# for its IDF), so it is used only when the query matches at most EXACT_MAX items.
+EXACT_MAX = 1_500
+POPULAR_WALK = 300  # larger match sets: the most popular items of each kind checked for the words …
+RECENT_POOL = 150  # … and the newest FTS matches of each kind
+MAX_EXPANSIONS = 17  # a prefix with more indexed terms than this stays an FTS prefix query
+VOCAB_TTL_S = 600.0
+_VOCAB_CACHE = 4096
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _PARAMS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmbt]?)\s*$", re.IGNORECASE)
 _PARAM_UNITS = {"": 1, "k": 10**3, "m": 10**6, "b": 10**9, "t": 10**12}
@@ -225,6 +234,19 @@ _SORT_SQL = {
 }
 
 
+_POPULARITY = {Kind.MODEL: "downloads", Kind.DATASET: "downloads", Kind.SPACE: "likes", Kind.PAPER: "upvotes"}
+_REPO_TEXT = "t.id || ' ' || coalesce(t.author, '') || ' ' || t.tags || ' ' || coalesce(t.description, '')"
+_PAPER_TEXT = "t.title || ' ' || t.authors || ' ' || t.ai_keywords || ' ' || coalesce(t.summary, '')"
+_SEPARATORS = "/-_.:,\"[]()"
+
+
+def _normalised(expr: str) -> str:
+    """SQL: ` ` + lower-cased text with separators as spaces, so `instr(x, ' ' || word)` is a word-prefix test."""
+    for char in _SEPARATORS:
+        expr = f"replace({expr}, '{char}', ' ')"
+    return f"(' ' || lower({expr}))"
+
+
 def _columns(kind: Kind, alias: str = "t") -> str:
     names = _PAPER_COLUMNS if kind is Kind.PAPER else _REPO_COLUMNS
     return ", ".join(f"{alias}.{name.strip()}" for name in names.split(","))
@@ -272,6 +294,7 @@ class SearchEngine:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._vocab: OrderedDict[str, tuple[float, list[str] | None]] = OrderedDict()
         from core.embedder import index_dir
 
         self.index = IndexReader(IndexStore(index_dir(config)))
@@ -283,6 +306,9 @@ class SearchEngine:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.config.db_path)
+            # Term lookups for prefix expansion (a temp table: nothing is written to the database).
+            conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_vocab "
+                         "USING fts5vocab(main, search_fts, 'row')")
             self._local.conn = conn
             with self._lock:
                 self._connections.append(conn)
@@ -392,19 +418,129 @@ class SearchEngine:
 
     def _keyword(self, query: str, filters: SearchFilters | None, needed: int, sort: str,
                  *, loose: bool = True) -> list[SearchHit]:
-        match = fts_query(query)
-        if match is None:
+        tokens = list(dict.fromkeys(query_tokens(query)))
+        if not tokens:
             return self._browse(filters, "downloads" if sort == "relevance" else sort, needed) if loose else []
-        hits = self._fts(match, filters, needed, sort)
-        if loose and len(hits) < needed and len(query_tokens(query)) > 1:
+        hits = self._fts(tokens, filters, needed, sort)
+        if loose and len(hits) < needed and len(tokens) > 1:
             # Not every word matched anywhere (a typo, an extra word): fall back to any word,
             # ranked after the items that matched them all.
             seen = {h.key for h in hits}
-            hits += [h for h in self._fts(fts_query(query, any_term=True) or match, filters, needed, sort)
-                     if h.key not in seen]
+            hits += [h for h in self._fts(tokens, filters, needed, sort, any_term=True) if h.key not in seen]
         return hits[:needed]
 
-    def _fts(self, match: str, filters: SearchFilters | None, needed: int, sort: str) -> list[SearchHit]:
+    def _match(self, tokens: list[str], any_term: bool) -> str:
+        """The FTS5 expression; a prefix that expands to a few terms becomes an OR of them.
+
+        FTS5 evaluates `"tok"*` (longer than the 3-character prefix index) by merging the
+        doclists of every term with that prefix into memory before it can skip anywhere,
+        which costs ~30 ms for a term in half the corpus. An OR of the expansions is walked
+        lazily instead, and skips.
+        """
+        terms = []
+        for token in tokens:
+            expansions = self._expansions(token) if len(token) > 3 else None
+            if expansions is None:
+                terms.append(f'"{token}"*' if len(token) >= 2 else f'"{token}"')
+            elif len(expansions) == 1:
+                terms.append(f'"{expansions[0]}"')
+            else:
+                terms.append("(" + " OR ".join(f'"{t}"' for t in expansions) + ")")
+        return (" OR " if any_term else " AND ").join(terms)
+
+    def _expansions(self, token: str) -> list[str] | None:
+        """Indexed terms that start with `token` (itself first), or None when there are too many.
+
+        Cached for VOCAB_TTL_S: a term that first appears meanwhile is found by its exact
+        spelling at once and by its prefix a little later.
+        """
+        now = time.monotonic()
+        cached = self._vocab.get(token)
+        if cached is not None and now - cached[0] < VOCAB_TTL_S:
+            return cached[1]
+        upper = token[:-1] + chr(ord(token[-1]) + 1)
+        # Strictly above the token itself: fts5vocab counts each term's documents as it
+        # goes, and the token's own (possibly huge) doclist is not needed to know it exists.
+        rows = self.conn.execute("SELECT term FROM search_vocab WHERE term > ? AND term < ? LIMIT ?",
+                                 (token, upper, MAX_EXPANSIONS)).fetchall()
+        expansions = None if len(rows) >= MAX_EXPANSIONS else [token, *(r[0] for r in rows)]
+        with self._lock:
+            self._vocab[token] = (now, expansions)
+            while len(self._vocab) > _VOCAB_CACHE:
+                self._vocab.popitem(last=False)
+        return expansions
+
+    def _fts(self, tokens: list[str], filters: SearchFilters | None, needed: int, sort: str,
+             *, any_term: bool = False) -> list[SearchHit]:
+        """BM25 over every match when there are at most EXACT_MAX of them, else a bounded candidate set."""
+        match = self._match(tokens, any_term)
+        if sort != "relevance" or (filters is not None and filters.beyond_kind()):
+            return self._fts_joined(match, filters, needed, sort)
+        kinds = [kind for kind in ALL_KINDS if filter_clauses(kind, filters) is not None]
+        if not kinds:
+            return []
+        lo, hi = (key_range(kinds[0])[0], key_range(kinds[-1])[1]) if len(kinds) == 1 else (0, 1 << 62)
+        try:
+            count = self.conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH ? "
+                "AND rowid BETWEEN ? AND ? LIMIT ?)", (match, lo, hi, EXACT_MAX + 1)).fetchone()[0]
+            if count <= EXACT_MAX:
+                return self._fts_ranked(match, lo, hi, filters, needed, count)
+            return self._fts_large(match, tokens, any_term, kinds, needed)
+        except sqlite3.OperationalError as exc:
+            # Quoting makes syntax errors impossible; anything else is logged, never raised at the user.
+            log.warning("fts_query_failed", match=match, error=str(exc))
+            return []
+
+    def _fts_ranked(self, match: str, lo: int, hi: int, filters: SearchFilters | None, needed: int,
+                    count: int) -> list[SearchHit]:
+        """Exact BM25 (column weights from the `rank` config) over the FTS index alone; rows joined after."""
+        limit = min(count, needed * 2 + 20)
+        while True:
+            scored = [(key, -rank) for key, rank in self.conn.execute(
+                "SELECT rowid, rank FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? "
+                "ORDER BY rank LIMIT ?", (match, lo, hi, limit))]
+            hits = self._hydrate(scored, filters)
+            # Deleted items still in the index were dropped: ask for more.
+            if len(hits) >= needed or limit >= count:
+                return hits[:needed]
+            limit = count
+
+    def _fts_large(self, match: str, tokens: list[str], any_term: bool, kinds: list[Kind],
+                   needed: int) -> list[SearchHit]:
+        """More matches than BM25 can rank in time (it scores every match, and reads every term's
+        whole doclist for its IDF, which is ~0 anyway for a term in a large share of the corpus).
+
+        Candidates per kind: the POPULAR_WALK most popular items whose text has the words, and the
+        RECENT_POOL newest matches from FTS (both bounded, whatever the match count). Ranked by the
+        share of the words found in the name, then by popularity, as the Hub itself ranks such queries.
+        """
+        required = 1 if any_term else len(tokens)
+        words = [" " + t for t in tokens]
+        hits: list[SearchHit] = []
+        for kind in kinds:
+            lo, hi = key_range(kind)
+            name, text = ("t.title", _PAPER_TEXT) if kind is Kind.PAPER else ("t.id", _REPO_TEXT)
+            popularity = _POPULARITY[kind]
+            name_hits = " + ".join(f"(instr({_normalised(name)}, ?) > 0)" for _ in words)
+            text_hits = " + ".join("(instr(p.txt, ?) > 0)" for _ in words)
+            sql = (
+                f"SELECT {_columns(kind)}, {name_hits} AS name_hits FROM {kind.table} t WHERE t.pk IN ("
+                f"SELECT pk FROM (SELECT rowid - {lo} AS pk FROM search_fts WHERE search_fts MATCH ? "
+                f"AND rowid BETWEEN {lo} AND {hi} ORDER BY rowid DESC LIMIT {RECENT_POOL}) "
+                f"UNION ALL SELECT p.pk FROM (SELECT t.pk, {_normalised(text)} AS txt FROM {kind.table} t "
+                f"ORDER BY t.{popularity} DESC LIMIT {POPULAR_WALK}) p WHERE {text_hits} >= {required}"
+                f") AND t.deleted_at IS NULL ORDER BY name_hits DESC, t.{popularity} DESC LIMIT ?"
+            )
+            for row in self.conn.execute(sql, [*words, match, *words, needed]):
+                hit = hit_from_row(kind, row, 0.0)
+                hit.score = row["name_hits"] / len(tokens) + math.log10(1 + (row[popularity] or 0)) / 10
+                hits.append(hit)
+        hits.sort(key=lambda h: h.score, reverse=True)
+        return hits[:needed]
+
+    def _fts_joined(self, match: str, filters: SearchFilters | None, needed: int, sort: str) -> list[SearchHit]:
+        """Filters beyond the kind, or a sort other than relevance: the FTS matches joined to their rows."""
         hits: list[SearchHit] = []
         for kind in ALL_KINDS:
             clauses = filter_clauses(kind, filters)
