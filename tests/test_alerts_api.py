@@ -49,6 +49,21 @@ async def test_watch_routes_and_feed(tmp_path: Path) -> None:
         assert query.status == 201
         bad = await client.post("/watches", headers=auth, json={"type": "query", "value": "x", "min_params": "lots"})
         assert bad.status == 400
+        # The body is checked against the documented schema: what it refuses is a 400 problem, nothing is saved.
+        for body in ({"type": "tag", "value": "  "}, {"type": "tag", "value": "x", "author": "y"},
+                     {"type": "repo", "value": "datasets/only-a-name"}, {"type": "repo", "value": "noslash"},
+                     {"type": "query", "value": "nothing"}, {"type": "query", "value": "q", "min_params": "10000T"},
+                     {"type": "query", "value": "q", "text": "x", "kinds": ["model"]},
+                     {"type": "author", "value": "x", "mode": None}, {"type": "author"}):
+            refused = await client.post("/watches", headers=auth, json=body)
+            assert refused.status == 400 and refused.content_type == "application/problem+json", body
+        repo = await client.post("/watches", headers=auth, json={"type": "repo", "value": "datasets/org/name"})
+        assert repo.status == 201 and (await repo.json())["name"] == "repo:datasets/org/name"
+        assert (await client.delete("/watches/repo:datasets/org/name", headers=auth)).status == 200
+        for alerts_query in ("status=", "status=lost", "watch=", "limit=", "limit=1001"):
+            refused = await client.get(f"/alerts?{alerts_query}")
+            assert refused.status == 400 and refused.content_type == "application/problem+json", alerts_query
+        assert (await client.get("/alerts?status=sent&limit=5")).status == 200
         listed = await (await client.get("/watches")).json()
         assert [w["name"] for w in listed["watches"]] == ["author:TheBloke", "tag:qwen3", "query:big"]
         feed = await client.get("/feeds/tag-qwen3.atom")
@@ -81,4 +96,6 @@ async def test_webhook_without_configured_secret_refuses(tmp_path: Path) -> None
     config = _app_config(tmp_path, alerts={})
     async with TestClient(TestServer(create_app(config))) as client:
         answer = await client.post("/webhooks/huggingface", json={}, headers={"X-Webhook-Secret": ""})
-        assert answer.status == 503
+        assert answer.status == 503 and answer.content_type == "application/problem+json"
+        documented = (await (await client.get("/openapi.json")).json())["paths"]["/webhooks/huggingface"]["post"]
+        assert "application/problem+json" in documented["responses"]["503"]["content"]

@@ -9,6 +9,7 @@ import io
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -443,11 +444,33 @@ def test_bad_input_is_a_4xx_problem(api: ApiServer) -> None:
     for path in ("/models?limit=abc", "/models?limit=1_000", "/models?cursor=%%%", "/models?cursor=WzFd",
                  "/models?order=sideways", "/models?min_downloads=-5", "/models?bogus=1", "/papers?author=x",
                  "/crawl/widgets", "/tasks?status=sleeping", "/search/x?limit=100000", "/search/x?offset=-1",
-                 "/export?type=widgets", "/search/x?min_params=12Q", "/search/x?relation=cousin"):
+                 "/export?type=widgets", "/search/x?min_params=12Q", "/search/x?relation=cousin",
+                 "/search/x?min_params=1_000", "/crawl/model", "/export?type=Model", "/alerts?status=",
+                 "/alerts?status=lost", "/alerts?limit=5000", "/trends?by=stars"):
         assert_problem(api.get(path), 400)
+    assert api.get("/ui?sort=sideways").status_code == 400  # the page, with the problem shown
+    assert_problem(api.post("/search", json={"filters": 0}), 400)
     assert_problem(api.get("/no/such/route"), 404)
     assert_problem(api.session.delete(api.url + "/models", timeout=30), 405)
     assert_problem(api.post("/search", data=b"x" * (2 << 20), headers={"Content-Type": "application/json"}), 413)
+
+
+def test_over_long_requests_are_a_documented_problem(api: ApiServer) -> None:
+    """Long but bounded parameters reach validation; what aiohttp's parser itself refuses (a request line over
+    64 KiB, a header over 16 KiB) is still a 400 problem document, never aiohttp's text/plain."""
+    assert_problem(api.get("/export", params={"fields": "a" * 9000}), 400)  # past aiohttp's default 8190
+    host, port = api.url.removeprefix("http://").rsplit(":", 1)
+    for request in (f"GET /export?fields={'a' * 70000} HTTP/1.1\r\nHost: x\r\n\r\n",
+                    f"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: {'b' * 20000}\r\n\r\n"):
+        with socket.create_connection((host, int(port)), timeout=30) as conn:
+            conn.sendall(request.encode())
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.") and b" 400 " in head.split(b"\r\n")[0], head
+        assert b"content-type: application/problem+json" in head.lower(), head
+        assert json.loads(body)["status"] == 400
 
 
 # -- CORS, rate limit, binding, shutdown ----------------------------------------------------

@@ -37,8 +37,13 @@ async def test_trends_routes(tmp_path: Path) -> None:
         tagged = await (await client.get("/trends", params={"tag": "gguf", "by": "likes"})).json()
         assert [r["id"] for r in tagged["results"]] == ["b/y"]
         for bad in ({"window": "2w"}, {"by": "stars"}, {"type": "papers"}, {"limit": "0"}, {"nope": "1"},
-                    {"type": "datasets", "base_model": "x"}):
+                    {"type": "model"}, {"base_model": "x" * 501}):
             assert (await client.get("/trends", params=bad)).status == 400, bad
+        # A filter that does not apply to the kind matches nothing (the schema cannot tie the two together).
+        unmatched = await client.get("/trends", params={"type": "datasets", "base_model": "x"})
+        assert unmatched.status == 200 and (await unmatched.json())["results"] == []
+        # An empty field is the same as leaving it out, as documented (allowEmptyValue).
+        assert (await client.get("/trends", params={"by": "", "window": "", "type": ""})).status == 200
 
         hist = await client.get("/models/a/x/history")
         assert hist.status == 200

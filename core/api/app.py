@@ -38,6 +38,12 @@ log = structlog.get_logger(__name__)
 warnings.filterwarnings("ignore", category=NotAppKeyWarning)
 
 MAX_BODY_BYTES = 1 << 20
+# aiohttp's parser refuses longer request lines and header fields (default 8190 bytes) before any middleware
+# runs. 64 KiB admits every documented parameter at its documented maxLength, percent-encoded; the server
+# (`core.api.server`) answers what is still too long with a problem document.
+MAX_REQUEST_LINE = 65536
+MAX_HEADER_FIELD = 16384
+HANDLER_ARGS = {"max_line_size": MAX_REQUEST_LINE, "max_field_size": MAX_HEADER_FIELD}
 UNLIMITED_PATHS = frozenset({"/health", "/metrics"})  # monitoring must see an overloaded server too
 _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -170,7 +176,7 @@ async def _cleanup(app: web.Application) -> None:
 def create_app(config: Config, *, search_engine: Any = None, rate_limit: RateLimitPolicy | None = None,
                readers: int = 4) -> web.Application:
     app = web.Application(middlewares=[_timing, _errors, _rate_limit, _cors_preflight],
-                          client_max_size=MAX_BODY_BYTES)
+                          client_max_size=MAX_BODY_BYTES, handler_args=HANDLER_ARGS)
     app["config"] = config
     app["db"] = ApiDatabase(config.db_path, readers=readers)
     app["search"] = search_engine

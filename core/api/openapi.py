@@ -28,6 +28,17 @@ def nullable(schema_type: str) -> dict[str, Any]:
     return {"type": [schema_type, "null"]}
 
 
+NO_NUL_PATTERN = "^[^\\u0000]*$"
+
+
+def text_schema(max_length: int, *, min_length: int = 0) -> dict[str, Any]:
+    """A free-text parameter as `core.api.params.text` reads it: at most `max_length` characters, no NUL."""
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_length, "pattern": NO_NUL_PATTERN}
+    if min_length:
+        schema["minLength"] = min_length
+    return schema
+
+
 def _bounded(schema: dict[str, Any]) -> bool:
     """A string schema that cannot grow a request line without bound (enum, const or maxLength)."""
     for branch in schema.get("oneOf", schema.get("anyOf", [])):
@@ -90,6 +101,7 @@ def operation(
     responses: dict[int, dict[str, Any]],
     parameters: Iterable[dict[str, Any]] = (),
     body: dict[str, Any] | None = None,
+    body_required: bool = False,
     write: bool = False,
     description: str | None = None,
     operation_id: str | None = None,
@@ -103,7 +115,7 @@ def operation(
     if params:
         op["parameters"] = params
     if body is not None:
-        op["requestBody"] = {"required": False, "content": content(body)}
+        op["requestBody"] = {"required": body_required, "content": content(body)}
     all_responses: dict[str, Any] = {str(code): value for code, value in responses.items()}
     # Every route can refuse bad input (params or path), and the limiter can answer 429 anywhere.
     all_responses.setdefault("400", problem("bad request"))

@@ -22,9 +22,11 @@ from core.kinds import Kind, parse_kind
 LIMIT_MAX = 1000
 TEXT_MAX = 500
 INT_MAX = 2**62  # counts and sizes; keeps every bound value inside SQLite's 64-bit integers
-PARAM_COUNT_PATTERN = r"^\s*[0-9]{1,15}(\.[0-9]{1,6})?\s*[kKmMbBtT]?\s*$"
+# 7B, 500M, 1.5b, 7000000000, 7e9 (what core.search.parse_param_count reads, in ASCII digits).
+PARAM_COUNT_PATTERN = r"^\s*[0-9]{1,15}(\.[0-9]{1,6})?(\s*[kKmMbBtT]|[eE][+-]?[0-9]{1,2})?\s*$"
 
 Source = Mapping[str, Any]
+_KIND_NAMES = frozenset(k.plural for k in Kind)
 
 
 def _get(source: Source, name: str) -> Any:
@@ -94,12 +96,10 @@ def choice(source: Source, name: str, choices: Collection[str], *, default: str 
 
 
 def kind(value: str | None, *, name: str = "type") -> Kind:
-    if not isinstance(value, str) or len(value) > 20:
+    """A kind by its plural name, exactly as the OpenAPI document lists it (`models`, not `Model`)."""
+    if not isinstance(value, str) or value not in _KIND_NAMES:
         raise bad_request(f"{name} must be one of: models, datasets, spaces, papers")
-    try:
-        return parse_kind(value)
-    except ValueError:
-        raise bad_request(f"{name} must be one of: models, datasets, spaces, papers") from None
+    return parse_kind(value)
 
 
 def optional_kind(source: Source, name: str = "type") -> Kind | None:
@@ -112,6 +112,13 @@ def optional_kind(source: Source, name: str = "type") -> Kind | None:
 
 def limit(source: Source, *, default: int = 50) -> int:
     return integer(source, "limit", default=default, minimum=1, maximum=LIMIT_MAX) or default
+
+
+def not_empty(source: Source, names: Collection[str]) -> None:
+    """For routes that document no `allowEmptyValue`: `?name=` is a 400, not the same as leaving it out."""
+    for name in names:
+        if name in source and source[name] == "":
+            raise bad_request(f"{name} must not be empty (leave it out instead)")
 
 
 def only_known(source: Source, allowed: Collection[str]) -> None:

@@ -14,15 +14,55 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import LineTooLong
+from aiohttp.web_protocol import RequestHandler
+from aiohttp.web_request import BaseRequest
+from aiohttp.web_server import Server
 
-from core.api.app import create_app
+from core.api.app import MAX_HEADER_FIELD, MAX_REQUEST_LINE, create_app
+from core.api.errors import problem_response
 from core.config import Config
 
 log = structlog.get_logger(__name__)
 
 SHUTDOWN_GRACE_SECONDS = 10.0
-MAX_REQUEST_LINE = 65536
-MAX_HEADER_FIELD = 16384
+__all__ = ["MAX_HEADER_FIELD", "MAX_REQUEST_LINE", "ProblemAppRunner", "run_api"]
+
+
+class _ProblemRequestHandler(RequestHandler):
+    """aiohttp's connection handler, answering what its parser refuses (a request line over
+    MAX_REQUEST_LINE, a header over MAX_HEADER_FIELD, a malformed request) with a problem document
+    instead of `text/plain`: those requests never reach the app's error middleware."""
+
+    __slots__ = ()
+
+    def handle_error(self, request: BaseRequest, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        super().handle_error(request, status, exc, message)  # logs; raises if a response was already sent
+        if status >= 500:
+            detail = "internal error (logged on the server)"
+        elif isinstance(exc, LineTooLong):
+            detail = (f"the request line or a header is too long (at most {MAX_REQUEST_LINE} bytes for the "
+                      f"request line, {MAX_HEADER_FIELD} for a header)")
+        else:
+            detail = f"the request could not be parsed: {type(exc).__name__ if exc else 'malformed'}"
+        response = problem_response(status, detail)
+        response.force_close()
+        return response
+
+
+class _ProblemServer(Server):
+    def __call__(self) -> RequestHandler:
+        return _ProblemRequestHandler(self, loop=self._loop, **self._kwargs)
+
+
+class ProblemAppRunner(web.AppRunner):
+    """An AppRunner whose low-level parse errors are `application/problem+json` (see `_ProblemRequestHandler`)."""
+
+    async def _make_server(self) -> Server:
+        server = await super()._make_server()
+        server.__class__ = _ProblemServer  # same object and state; only the handler it makes differs
+        return server
 
 
 class InsecureBindError(ValueError):
@@ -55,10 +95,11 @@ async def run_api(config: Config, host: str, port: int, stop: asyncio.Event, *, 
     application = app if app is not None else create_app(config)
     # access_log=None: one log line per request would flood the journal under load; /metrics counts them.
     # max_line_size: aiohttp's default (8 KiB) rejects long-but-valid query strings in its parser, before
-    # our middleware, with a text/plain 400; 64 KiB lets every documented parameter reach validation.
-    runner = web.AppRunner(application, access_log=None, handle_signals=False,
-                           shutdown_timeout=SHUTDOWN_GRACE_SECONDS, max_line_size=MAX_REQUEST_LINE,
-                           max_field_size=MAX_HEADER_FIELD)
+    # our middleware; 64 KiB lets every documented parameter reach validation, and the runner answers
+    # anything longer with a problem document rather than aiohttp's text/plain 400.
+    runner = ProblemAppRunner(application, access_log=None, handle_signals=False,
+                              shutdown_timeout=SHUTDOWN_GRACE_SECONDS, max_line_size=MAX_REQUEST_LINE,
+                              max_field_size=MAX_HEADER_FIELD)
     await runner.setup()
     try:
         site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from core.api import params, queries
 from core.api.errors import bad_request
-from core.api.openapi import operation, query
+from core.api.openapi import operation, query, text_schema
 from core.api.routes.items import filter_values
 from core.kinds import ALL_KINDS, Kind
 
@@ -110,11 +110,11 @@ OPENAPI = {
         parameters=[
             query("type", {"type": "string", "enum": [k.plural for k in ALL_KINDS], "default": "models"}),
             query("format", {"type": "string", "enum": ["ndjson", "csv"], "default": "ndjson"}),
-            query("fields", {"type": "string", "maxLength": 1000},
+            query("fields", text_schema(1000),
                   f"comma-separated; repos: {', '.join(REPO_FIELDS)}; papers: {', '.join(PAPER_FIELDS)}"),
             query("limit", {"type": "integer", "minimum": 1, "maximum": params.INT_MAX}, "at most this many rows"),
             *(query(name, {"type": "integer", "minimum": 0, "maximum": params.INT_MAX} if f.value_type is int
-                    else {"type": "string", "maxLength": 200},
+                    else text_schema(200),
                     f"{f.description} (types: {', '.join(k.plural for k in f.kinds)})")
               for name, f in _ALL_FILTERS.items()),
         ],

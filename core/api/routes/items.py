@@ -11,7 +11,7 @@ from aiohttp import web
 
 from core.api import params, queries
 from core.api.errors import bad_request, not_found
-from core.api.openapi import nullable, operation, path_param, query, ref, response
+from core.api.openapi import nullable, operation, path_param, query, ref, response, text_schema
 from core.kinds import ALL_KINDS, Kind
 
 routes = web.RouteTableDef()
@@ -122,14 +122,15 @@ def list_parameters(kind: Kind) -> list[dict[str, Any]]:
     parameters = [
         query("limit", {"type": "integer", "minimum": 1, "maximum": params.LIMIT_MAX, "default": LIST_DEFAULT_LIMIT},
               "items per page (at most 1000)"),
-        query("cursor", {"type": "string", "maxLength": 2000}, "from the previous page's `next_cursor` or `Link` header"),
+        query("cursor", text_schema(2000),
+              "from the previous page's `next_cursor` or `Link` header"),
         query("sort", {"type": "string", "enum": list(queries.sorts_for(kind)),
                        "default": queries.default_sort(kind)}, "sort key"),
         query("order", {"type": "string", "enum": ["desc", "asc"], "default": "desc"}),
     ]
     for name, spec in queries.filters_for(kind).items():
         schema = {"type": "integer", "minimum": 0, "maximum": params.INT_MAX} if spec.value_type is int \
-            else {"type": "string", "maxLength": 200}
+            else text_schema(200)
         parameters.append(query(name, schema, spec.description))
     return parameters
 

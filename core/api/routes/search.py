@@ -7,6 +7,7 @@ in a worker thread; its latency goes into the `hubmirror_search_seconds` histogr
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from typing import Any
 
@@ -15,7 +16,7 @@ from aiohttp import web
 from core.api import params
 from core.api.auth import auth_exempt
 from core.api.errors import Problem, bad_request, not_found
-from core.api.openapi import operation, path_param, query, ref, response
+from core.api.openapi import operation, path_param, query, ref, response, text_schema
 
 routes = web.RouteTableDef()
 
@@ -44,7 +45,10 @@ def _param_count(source: params.Source, name: str) -> int | None:
 
     if isinstance(value, float) and value.is_integer() and 0 <= value <= params.INT_MAX:
         value = int(value)  # JSON allows 7000000000.0 for an integer
-    if isinstance(value, bool) or not isinstance(value, (str, int)) or (isinstance(value, str) and len(value) > PARAM_COUNT_MAX):
+    # The documented pattern, checked here: parse_param_count alone also takes "1_000", "inf" or "١٢".
+    malformed = isinstance(value, str) and (len(value) > PARAM_COUNT_MAX
+                                            or re.search(params.PARAM_COUNT_PATTERN, value) is None)
+    if isinstance(value, bool) or not isinstance(value, (str, int)) or malformed:
         raise bad_request(f"{name} must be a parameter count like 7B, 500M or 7000000000")
     try:
         count = parse_param_count(value)
@@ -118,7 +122,8 @@ async def search_get(request: web.Request) -> web.Response:
 async def search_post(request: web.Request) -> web.Response:
     body = await params.json_object(request)
     params.only_known(body, ("query", "mode", "sort", "type", "limit", "offset", "filters"))
-    filters_body = body.get("filters") or {}
+    filters_body = body.get("filters")
+    filters_body = {} if filters_body is None else filters_body
     if not isinstance(filters_body, dict):
         raise bad_request("filters must be an object")
     params.only_known(filters_body, FILTER_NAMES)
@@ -147,7 +152,7 @@ async def similar(request: web.Request) -> web.Response:
 
 
 def _filter_parameters() -> list[dict[str, Any]]:
-    text = {"type": "string", "maxLength": 200}
+    text = text_schema(200)
     count = {"type": "string", "pattern": params.PARAM_COUNT_PATTERN, "maxLength": PARAM_COUNT_MAX,
              "description": "7B, 500M, 1.5B or a number"}
     return [

@@ -12,7 +12,7 @@ from aiohttp import web
 from core.api import params
 from core.api.auth import require_api_key
 from core.api.errors import bad_request, not_found
-from core.api.openapi import nullable, operation, path_param, query, ref, response
+from core.api.openapi import nullable, operation, path_param, query, ref, response, text_schema
 from core.kinds import ALL_KINDS
 from core.tasks import TASK_TYPES, Task, create_task, get_task
 
@@ -82,7 +82,7 @@ def _crawl_status(conn: sqlite3.Connection, kind_value: str | None, limit: int) 
 @routes.get("/crawl/{type}")
 async def crawl_status(request: web.Request) -> web.Response:
     params.only_known(request.query, ("limit",))
-    text = request.match_info["type"]
+    text = params.choice(request.match_info, "type", _KINDS)  # as documented: plural names or `all`
     kind = None if text == "all" else params.kind(text)
     limit = params.integer(request.query, "limit", default=10, minimum=1, maximum=params.LIMIT_MAX) or 10
     status = await request.app["db"].read(_crawl_status, kind.value if kind else None, limit)
@@ -165,7 +165,7 @@ OPENAPI = {
         parameters=[query("status", {"type": "string", "enum": list(TASK_STATUSES)}),
                     query("type", {"type": "string", "enum": list(TASK_TYPES)}),
                     query("limit", {"type": "integer", "minimum": 1, "maximum": params.LIMIT_MAX, "default": 50}),
-                    query("cursor", {"type": "string", "maxLength": 200})],
+                    query("cursor", text_schema(200))],
         responses={200: response("one page of tasks", {
             "type": "object", "required": ["items", "next_cursor"],
             "properties": {"items": {"type": "array", "items": ref("Task")}, "next_cursor": nullable("string")}},

@@ -19,7 +19,7 @@ from core import trends as tr
 from core.api import params
 from core.api.errors import bad_request, not_found
 from core.api.html import Safe, join, link, tag
-from core.api.openapi import operation, path_param, query, response
+from core.api.openapi import operation, path_param, query, response, text_schema
 from core.api.routes.items import ID_PATTERN
 from core.kinds import REPO_KINDS, Kind
 
@@ -187,9 +187,9 @@ _TREND_PARAMS = [
     query("window", {"type": "string", "enum": list(tr.WINDOWS)}, "window (default 24h)"),
     query("by", {"type": "string", "enum": list(tr.BY_CHOICES)},
           "downloads/day, likes/day, or rising (growth relative to size, smoothed)"),
-    query("author", {"type": "string", "maxLength": params.TEXT_MAX}, "only this author's repos"),
-    query("tag", {"type": "string", "maxLength": params.TEXT_MAX}, "only repos with this tag"),
-    query("base_model", {"type": "string", "maxLength": params.TEXT_MAX},
+    query("author", text_schema(params.TEXT_MAX), "only this author's repos"),
+    query("tag", text_schema(params.TEXT_MAX), "only repos with this tag"),
+    query("base_model", text_schema(params.TEXT_MAX),
           "only models derived from this base; with datasets or spaces nothing matches"),
     query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "how many (default 20)"),
 ]

@@ -23,7 +23,7 @@ from aiohttp import web
 from core.api import params, queries
 from core.api.errors import Problem, not_found
 from core.api.html import Safe, escape, join, link, render, tag
-from core.api.openapi import operation, path_param, query, ref, response
+from core.api.openapi import operation, path_param, query, ref, response, text_schema
 from core.api.routes.search import (
     FILTER_NAMES,
     MODES,
@@ -145,6 +145,10 @@ async def search_page(request: web.Request) -> web.Response:
     try:
         params.only_known(source, names)
         offset = params.integer(source, "offset", default=0, minimum=0, maximum=10_000) or 0
+        # Checked even when not searching, so a bad link is reported rather than silently ignored.
+        params.choice(source, "mode", MODES)
+        params.choice(source, "type", _KIND_CHOICES)
+        params.choice(source, "sort", SORTS)
         results = Safe("")
         if searching:
             engine_of(request)
@@ -322,7 +326,7 @@ OPENAPI = {
                     query("type", {"type": "string", "enum": list(_KIND_CHOICES)}),
                     query("sort", {"type": "string", "enum": list(SORTS)}),
                     query("offset", {"type": "integer", "minimum": 0, "maximum": 10_000}),
-                    *(query(n, {"type": "string", "maxLength": 200}) for n in FILTER_NAMES
+                    *(query(n, text_schema(200)) for n in FILTER_NAMES
                       if n not in ("relation", "min_downloads", "min_params", "max_params")),
                     *(query(n, {"type": "string", "pattern": params.PARAM_COUNT_PATTERN, "maxLength": PARAM_COUNT_MAX})
                       for n in ("min_params", "max_params")),

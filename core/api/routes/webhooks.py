@@ -20,8 +20,8 @@ from core.alerts.settings import settings_from_config
 from core.alerts.watches import reload_watches
 from core.api import params
 from core.api.auth import auth_exempt
-from core.api.errors import Problem, bad_request
-from core.api.openapi import operation, problem, response
+from core.api.errors import PROBLEM_TYPE, Problem, bad_request
+from core.api.openapi import operation, problem, ref, response
 from core.hub.client import HubClient, HubError, RetryPolicy
 
 log = structlog.get_logger(__name__)
@@ -106,12 +106,14 @@ OPENAPI = {
         description="Point a Hub webhook (huggingface.co/settings/webhooks) here with a secret. Repo events "
                     "(`repo`, `repo.content`, `repo.config`) refresh that repo at once and alert on watched "
                     "releases; discussion events are acknowledged and ignored. Authenticated by the "
-                    "`X-Webhook-Secret` header, not the API key.",
+                    "`X-Webhook-Secret` header, not the API key; answers 503 while no secret is configured.",
         parameters=[{"name": SECRET_HEADER, "in": "header", "required": True, "schema": {"type": "string"}}],
         body={"type": "object", "description": "WebhookPayload v3 (event, repo, ...)"},
         responses={200: response("refreshed or ignored", _ANSWER),
                    401: problem("unauthorized"),
                    502: problem("the Hub could not be reached"),
-                   503: problem("unavailable")},
+                   503: response("no webhook secret is configured on this server (set HF_WEBHOOK_SECRET or "
+                                 "alerts.webhook_secret): every call is refused", ref("Problem"),
+                                 media_type=PROBLEM_TYPE)},
     )},
 }
