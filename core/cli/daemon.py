@@ -6,6 +6,7 @@ import argparse
 import asyncio
 
 from core.cli import UsageError
+from core.cli.serve import add_address_arguments
 from core.config import config_from_args
 from core.logs import configure_logging
 from core.supervision.settings import load_settings
@@ -15,10 +16,7 @@ HELP = "run everything under a supervisor: crawler, embedding worker and API, re
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="the API child's address (default: config api.host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="the API child's port (default: config api.port, 8000)")
-    parser.add_argument("--insecure", action="store_true",
-                        help="let the API listen beyond loopback without an API key (as for `serve`)")
+    add_address_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,11 +12,16 @@ from core.config import config_from_args
 HELP = "serve the REST API, the search page (/ui) and the API docs (/docs)"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", help="address to bind (default: config api.host, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default: config api.port, 8000; 0 picks a free one)")
+def add_address_arguments(parser: argparse.ArgumentParser) -> None:
+    """The API's address flags, shared by `serve` and `daemon` (whose API child binds them)."""
+    parser.add_argument("--host", help="API address to bind (default: config api.host, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="API port (default: config api.port, 8000)")
     parser.add_argument("--insecure", action="store_true",
                         help="allow a non-loopback address without an API key (anyone can then start crawls)")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_address_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
