@@ -97,8 +97,10 @@ def main() -> None:
     parser.add_argument("--budget-window", type=float, default=10.0)
     parser.add_argument("--budget-seconds", type=float, default=40.0)
     parser.add_argument("--skip-budget", action="store_true")
+    parser.add_argument("--skip-full", action="store_true")
     args = parser.parse_args()
-    full_sync(args.models)
+    if not args.skip_full:
+        full_sync(args.models)
     if not args.skip_budget:
         budgeted(args.budget_quota, args.budget_window, args.budget_seconds)
 

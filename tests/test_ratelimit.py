@@ -14,6 +14,7 @@ from core.hub.ratelimit import (
     backoff_delay,
     pacing_interval,
     parse_ratelimit,
+    reset_bounds,
     retry_after_seconds,
 )
 from tests.conftest import FIXTURES
@@ -89,10 +90,37 @@ async def test_pacer_spreads_requests() -> None:
     clock = FakeClock()
     pacer = Pacer(clock=clock)
     await pacer.acquire()
-    pacer.release(RateLimitInfo(remaining=51, reset_seconds=99.5, quota=1000, window=300))
+    pacer.release(RateLimitInfo(remaining=51, reset_seconds=100, quota=1000, window=300))
     await pacer.acquire()  # allowed at once; the next one is spaced
-    # 100 s left, 51 calls left of which 10 (1% of the quota) are held back.
-    assert pacer.delay() == pytest.approx(100 / 41, rel=0.01)
+    # At least 99 s left (t is rounded), 51 calls left of which 10 (1% of the quota) are held back.
+    assert pacer.delay() == pytest.approx(99 / 41, rel=0.01)
+
+
+def test_reset_bounds_from_t_alone_and_from_a_seen_reset() -> None:
+    assert reset_bounds(100.0, 10) == (109.0, 111.0)
+    # A reset was seen between 100.00 and 100.05; windows are 10 s: the next one is pinned to 50 ms.
+    lo, hi = reset_bounds(103.0, 7, window=10, boundary=(100.0, 100.05))
+    assert (lo, hi) == pytest.approx((110.0, 110.05))
+    # A phase that contradicts t (the policy changed) is ignored.
+    assert reset_bounds(103.0, 2, window=10, boundary=(100.0, 100.05)) == (104.0, 106.0)
+
+
+async def test_pacer_learns_the_window_phase() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock)
+    await pacer.acquire()
+    pacer.release(RateLimitInfo(remaining=3, reset_seconds=1, quota=200, window=10))
+    clock.now += 0.05
+    await pacer.acquire()
+    pacer.release(RateLimitInfo(remaining=199, reset_seconds=10, quota=200, window=10))  # a new window
+    clock.now += 1.0
+    await pacer.acquire()
+    pacer.release(RateLimitInfo(remaining=150, reset_seconds=9, quota=200, window=10))
+    clock.now += 0.1  # past the slot the previous state gave
+    await pacer.acquire()
+    # The reset is pinned to 1010.00-1010.05 by the jump in r (t alone says 1009.15-1011.15):
+    # 150 calls less a reserve of 2 are spread over the 8.85 s left.
+    assert pacer.delay() == pytest.approx(8.85 / 148, rel=0.01)
 
 
 def test_parse_link_next() -> None:

@@ -9,6 +9,7 @@ crawl uses the whole budget while the watch poll still gets its turn.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import re
 import time
@@ -73,6 +74,25 @@ def pacing_interval(remaining: int, seconds_left: float, reserve: int) -> float 
     return max(seconds_left, 0.0) / usable
 
 
+def reset_bounds(now: float, reset_seconds: float, window: float | None = None,
+                 boundary: tuple[float, float] | None = None) -> tuple[float, float]:
+    """When the current window ends, as an interval (lo, hi).
+
+    `t` is whole seconds, rounded either way by the server, so on its own it puts the
+    reset within a second of now + t. Windows are fixed, so a reset seen earlier (`r`
+    went up between two responses, at times `boundary`) pins the phase: the next reset
+    is a whole number of windows later, known as precisely as that boundary was seen.
+    """
+    lo, hi = now + reset_seconds - 1, now + reset_seconds + 1
+    if window and boundary:
+        b_lo, b_hi = boundary
+        windows = math.floor((now - b_lo) / window) + 1
+        p_lo, p_hi = b_lo + windows * window, b_hi + windows * window
+        if p_lo < hi and p_hi > lo:  # ignore a phase that contradicts `t` (the policy changed)
+            lo, hi = max(lo, p_lo), min(hi, p_hi)
+    return max(lo, now), hi
+
+
 class Pacer:
     """Shared by every request of one process, so the crawler and the watch poll split one budget."""
 
@@ -80,10 +100,12 @@ class Pacer:
         self._reserve_share = reserve_share
         self._clock = clock
         self._remaining: int | None = None
-        # `t` is whole seconds, so the reset lies somewhere in [lo, hi).
-        self._reset_lo = 0.0
+        self._reset_lo = 0.0  # the window ends somewhere in [lo, hi)
         self._reset_hi = 0.0
+        self._last_response: tuple[float, int] | None = None  # (when, r) of the previous response
+        self._boundary: tuple[float, float] | None = None  # a reset was seen between these two instants
         self._quota: int | None = None
+        self._window: float | None = None
         self._next_slot = 0.0
         self._in_flight = 0
         self._lock = asyncio.Lock()
@@ -104,7 +126,9 @@ class Pacer:
         return max(0.0, self._next_slot - now)
 
     def _seconds_left(self, now: float) -> float:
-        return (self._reset_lo + self._reset_hi) / 2 - now
+        # Spread the budget up to the earliest possible reset: finishing a little early costs a
+        # short wait for `hi`; aiming late would leave budget unused when the window turns.
+        return self._reset_lo - now
 
     async def acquire(self) -> None:
         async with self._lock:
@@ -124,8 +148,12 @@ class Pacer:
         if info is None:
             return
         now = self._clock()
-        self._reset_lo = now + info.reset_seconds
-        self._reset_hi = self._reset_lo + 1
+        if self._last_response is not None and info.remaining > self._last_response[1]:
+            self._boundary = (self._last_response[0], now)  # only a new window gives budget back
+        self._last_response = (now, info.remaining)
+        if info.window is not None:
+            self._window = info.window
+        self._reset_lo, self._reset_hi = reset_bounds(now, info.reset_seconds, self._window, self._boundary)
         # Requests still in flight were not counted in this response's `r` yet.
         self._remaining = max(0, info.remaining - self._in_flight)
         if info.quota is not None:
@@ -134,5 +162,6 @@ class Pacer:
     def exhausted_until(self, info: RateLimitInfo) -> None:
         """A 429 arrived: nothing more until the window resets."""
         self._remaining = 0
-        self._reset_lo = self._clock() + info.reset_seconds
-        self._reset_hi = self._reset_lo + 1
+        now = self._clock()
+        self._reset_lo, self._reset_hi = reset_bounds(now, info.reset_seconds, self._window, self._boundary)
+        self._reset_hi = max(self._reset_hi, now + info.reset_seconds + 1)  # as huggingface_hub: t + 1
