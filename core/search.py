@@ -18,6 +18,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -213,6 +214,15 @@ def filter_clauses(kind: Kind, filters: SearchFilters | None, alias: str = "t") 
         params.append(f.max_params)
     return "".join(f" AND {clause}" for clause in sql), params
 
+
+
+def kinds_with_filters(filters: SearchFilters | None,
+                       kinds: Iterable[Kind] = ALL_KINDS) -> Iterator[tuple[Kind, str, list[Any]]]:
+    """Each kind the filters leave in play, with its SQL restriction and parameters."""
+    for kind in kinds:
+        clauses = filter_clauses(kind, filters)
+        if clauses is not None:
+            yield kind, *clauses
 
 def check_filters(filters: SearchFilters | None) -> None:
     if filters is None:
@@ -542,11 +552,7 @@ class SearchEngine:
     def _fts_joined(self, match: str, filters: SearchFilters | None, needed: int, sort: str) -> list[SearchHit]:
         """Filters beyond the kind, or a sort other than relevance: the FTS matches joined to their rows."""
         hits: list[SearchHit] = []
-        for kind in ALL_KINDS:
-            clauses = filter_clauses(kind, filters)
-            if clauses is None:
-                continue
-            where, params = clauses
+        for kind, where, params in kinds_with_filters(filters):
             lo, hi = key_range(kind)
             order = "f.rank" if sort == "relevance" else f"t.{_sort_column(kind, sort)} DESC"
             sql = (f"SELECT {_columns(kind)}, -f.rank AS score FROM search_fts f JOIN {kind.table} t "
@@ -568,11 +574,7 @@ class SearchEngine:
     def _browse(self, filters: SearchFilters | None, sort: str, needed: int) -> list[SearchHit]:
         """No query text: the filtered items in sort order."""
         hits: list[SearchHit] = []
-        for kind in ALL_KINDS:
-            clauses = filter_clauses(kind, filters)
-            if clauses is None:
-                continue
-            where, params = clauses
+        for kind, where, params in kinds_with_filters(filters):
             sql = (f"SELECT {_columns(kind)} FROM {kind.table} t WHERE t.deleted_at IS NULL{where} "
                    f"ORDER BY t.{_sort_column(kind, sort)} DESC LIMIT ?")
             hits += [hit_from_row(kind, row, 0.0) for row in self.conn.execute(sql, [*params, needed])]
@@ -609,11 +611,7 @@ class SearchEngine:
 
     def _filtered_keys(self, filters: SearchFilters, cap: int) -> list[int]:
         keys: list[int] = []
-        for kind in ALL_KINDS:
-            clauses = filter_clauses(kind, filters)
-            if clauses is None:
-                continue
-            where, params = clauses
+        for kind, where, params in kinds_with_filters(filters):
             lo, _ = key_range(kind)
             rows = self.conn.execute(f"SELECT t.pk FROM {kind.table} t WHERE t.deleted_at IS NULL{where} LIMIT ?",
                                      [*params, cap - len(keys)])
@@ -648,11 +646,8 @@ class SearchEngine:
             kind, pk = split_doc_key(key)
             by_kind.setdefault(kind, []).append(pk)
         found: dict[int, sqlite3.Row] = {}
-        for kind, pks in by_kind.items():
-            clauses = filter_clauses(kind, filters)
-            if clauses is None:
-                continue
-            where, params = clauses
+        for kind, where, params in kinds_with_filters(filters, by_kind):
+            pks = by_kind[kind]
             lo, _ = key_range(kind)
             for i in range(0, len(pks), 500):
                 part = pks[i:i + 500]
