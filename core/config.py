@@ -45,6 +45,7 @@ class Config:
     hub_max_attempts: int = 8
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_batch_size: int = 64
+    embedding_precision: str = "auto"  # auto (bf16 where the CPU has it natively) | bf16 | fp32
     watch_interval_seconds: float = 30.0
     priority_authors: list[str] = field(default_factory=lambda: list(DEFAULT_PRIORITY_AUTHORS))
     priority_tags: list[str] = field(default_factory=lambda: list(DEFAULT_PRIORITY_TAGS))
@@ -119,6 +120,10 @@ def load_config(
             setattr(config, key, int(_number(file[key], key)))
     if "embedding_model" in file:
         config.embedding_model = str(file["embedding_model"])
+    if "embedding_precision" in file:
+        if file["embedding_precision"] not in ("auto", "bf16", "fp32"):
+            raise ConfigError("embedding_precision must be auto, bf16 or fp32")
+        config.embedding_precision = file["embedding_precision"]
     for key in ("priority_authors", "priority_tags", "priority_models", "saved_queries"):
         if key in file:
             if not isinstance(file[key], list):

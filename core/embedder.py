@@ -60,14 +60,39 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
-def load_model(name: str) -> Any:
-    """A SentenceTransformer loaded without touching the network."""
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+def cpu_has_native_bf16(cpuinfo: str | None = None) -> bool:
+    """bf16 pays only with AMX or AVX-512 BF16 instructions; elsewhere it is emulated and slower."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return False
+    flags = set(cpuinfo.split())
+    return bool(flags & {"amx_bf16", "avx512_bf16"})
+
+
+def load_model(name: str, precision: str = "auto") -> Any:
+    """A SentenceTransformer loaded without touching the network.
+
+    `auto` runs it in bf16 where the CPU has native bf16: 3.1× the fp32 throughput here with
+    mean cosine 1.0000 (min 0.9999) against fp32 (`bench/encode_speed.py`), so vectors from
+    either precision mix in one index. Dynamic int8 (torch or ONNX Runtime) lost too much.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"embedding precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(resolve_model_path(name), device="cpu")
     model.max_seq_length = min(model.max_seq_length or MAX_SEQ_LENGTH, MAX_SEQ_LENGTH)
+    if precision == "bf16" or (precision == "auto" and cpu_has_native_bf16()):
+        import torch
+
+        model = model.to(torch.bfloat16)
     return model
 
 
@@ -75,9 +100,12 @@ def encode(model: Any, texts: list[str], batch_size: int = 64) -> np.ndarray:
     """Normalised float32 vectors, in the order of `texts`."""
     if not texts:
         return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
-    vectors = model.encode(texts, batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                           show_progress_bar=False)
-    return np.asarray(vectors, dtype=np.float32)
+    vectors = np.asarray(model.encode(texts, batch_size=batch_size, convert_to_numpy=True,
+                                      show_progress_bar=False), dtype=np.float32)
+    # Normalised here, in float32: a bf16 model's own normalisation leaves norms ~0.3% off 1,
+    # and the inner-product index assumes unit vectors.
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
 
 
 # -- the job table -----------------------------------------------------------------
@@ -219,6 +247,7 @@ class EmbeddingWorker:
                  max_attempts: int | None = None, batch_size: int | None = None) -> None:
         self.config = config
         self.model_name = config.embedding_model
+        self.precision = config.embedding_precision
         self._model = model
         raw = config.raw.get("embedding") if isinstance(config.raw.get("embedding"), dict) else {}
         self.lease_seconds = float(lease_seconds or os.environ.get("PROMETHEUS_EMBED_LEASE_SECONDS")
@@ -233,7 +262,7 @@ class EmbeddingWorker:
     def model(self) -> Any:
         if self._model is None:
             started = time.monotonic()
-            self._model = load_model(self.model_name)
+            self._model = load_model(self.model_name, self.precision)
             log.info("embedding_model_loaded", model=self.model_name, seconds=round(time.monotonic() - started, 2))
         return self._model
 

@@ -331,7 +331,7 @@ class SearchEngine:
                 if self._model is None:
                     from core.embedder import load_model
 
-                    self._model = load_model(self.config.embedding_model)
+                    self._model = load_model(self.config.embedding_model, self.config.embedding_precision)
         return self._model
 
     def close(self) -> None:

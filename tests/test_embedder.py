@@ -184,3 +184,11 @@ def test_real_model_vectors_are_normalised_float32() -> None:
     vectors = encode(real_model(), ["a short text", "a much longer text " * 20])
     assert vectors.dtype == np.float32 and vectors.shape == (2, 384)
     assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_bf16_only_where_the_cpu_has_it() -> None:
+    from core.embedder import cpu_has_native_bf16
+
+    assert cpu_has_native_bf16("flags : fpu sse avx512f avx512_bf16 amx_tile")
+    assert cpu_has_native_bf16("flags : fpu amx_bf16")
+    assert not cpu_has_native_bf16("flags : fpu sse avx2 avx512f")
