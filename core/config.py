@@ -50,7 +50,6 @@ class Config:
     priority_authors: list[str] = field(default_factory=lambda: list(DEFAULT_PRIORITY_AUTHORS))
     priority_tags: list[str] = field(default_factory=lambda: list(DEFAULT_PRIORITY_TAGS))
     priority_models: list[str] = field(default_factory=list)
-    saved_queries: list[dict[str, Any]] = field(default_factory=list)
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     api_key: str | None = None
@@ -124,7 +123,8 @@ def load_config(
         if file["embedding_precision"] not in ("auto", "bf16", "fp32"):
             raise ConfigError("embedding_precision must be auto, bf16 or fp32")
         config.embedding_precision = file["embedding_precision"]
-    for key in ("priority_authors", "priority_tags", "priority_models", "saved_queries"):
+    # saved_queries are read (and validated) by core.alerts.watches from the same file.
+    for key in ("priority_authors", "priority_tags", "priority_models"):
         if key in file:
             if not isinstance(file[key], list):
                 raise ConfigError(f"{key} must be a list")
