@@ -1,13 +1,21 @@
 """API load benchmark: concurrent clients, mixed queries, while the crawler writes.
 
     .venv/bin/python bench/api.py [--items 1000000] [--seconds 30] [--clients 100] [--data-dir DIR]
+                                  [--think-ms 0] [--workers N] [--cache-entries N] [--max-stale S]
 
 Builds (or reuses, with --data-dir) a mirror by really crawling a fake Hub of N items (`main.py fakehub`
 in its own process; 70% models, 15% datasets, 12% spaces, 3% papers), starts `python main.py serve` in
 its own process with the rate limit off, and for the whole run keeps the real crawler writing (a full
 re-sync of every kind: one write transaction per page). Clients send a mix of keyword searches (GET, and
 POST with filters), lists with cursors, item details, papers, the HTML search page and /health, with query
-words taken from the mirrored ids. Prints requests/s, p50, p99 and errors, per route and overall.
+words taken from the mirrored ids. Prints requests/s, p50, p99 and errors, per route and overall,
+and the load average before and after.
+
+Client model. By default every client sends its next request as soon as the last one is answered
+(zero think time, a closed loop): that measures saturation, and latency is then ~clients / throughput
+whatever the server does. `--think-ms T` makes each client wait a random 0..2T ms between requests,
+as people at a search page or dashboards polling do; 100 clients at T = 1000 offer ~100 req/s at most.
+Report both.
 Targets: p99 < 100 ms, 0 errors.
 """
 
@@ -90,8 +98,10 @@ def _request(rng: random.Random, ids: dict[str, list[str]], words: list[str],
 
 
 async def client(session: aiohttp.ClientSession, base: str, sample: tuple[Any, ...], deadline: float,
-                 seed: int, results: list[tuple[str, float, bool]]) -> None:
+                 seed: int, results: list[tuple[str, float, bool]], think: float) -> None:
     rng = random.Random(seed)
+    if think:
+        await asyncio.sleep(rng.uniform(0, 2 * think))  # clients do not all start at the same instant
     while time.monotonic() < deadline:
         name, method, path, body = _request(rng, *sample)
         started = time.perf_counter()
@@ -109,6 +119,8 @@ async def client(session: aiohttp.ClientSession, base: str, sample: tuple[Any, .
         except (aiohttp.ClientError, TimeoutError):
             ok = False
         results.append((name, time.perf_counter() - started, ok))
+        if think:
+            await asyncio.sleep(rng.uniform(0, 2 * think))
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -118,7 +130,7 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def load(base: str, sample: tuple[Any, ...], clients: int, seconds: float) -> dict[str, Any]:
+async def load(base: str, sample: tuple[Any, ...], clients: int, seconds: float, think: float) -> dict[str, Any]:
     results: list[tuple[str, float, bool]] = []
     connector = aiohttp.TCPConnector(limit=clients)
     timeout = aiohttp.ClientTimeout(total=60)
@@ -127,7 +139,8 @@ async def load(base: str, sample: tuple[Any, ...], clients: int, seconds: float)
             await response.read()
         started = time.monotonic()
         deadline = started + seconds
-        await asyncio.gather(*(client(session, base, sample, deadline, i, results) for i in range(clients)))
+        await asyncio.gather(*(client(session, base, sample, deadline, i, results, think)
+                               for i in range(clients)))
         elapsed = time.monotonic() - started
     report: dict[str, Any] = {"requests": len(results), "seconds": round(elapsed, 1),
                               "req_per_s": round(len(results) / elapsed, 1),
@@ -146,6 +159,10 @@ async def load(base: str, sample: tuple[Any, ...], clients: int, seconds: float)
     return report
 
 
+def _loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
+
+
 def _stop(proc: subprocess.Popen[str] | None) -> None:
     if proc is not None and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -162,6 +179,11 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=100)
     parser.add_argument("--data-dir", help="reuse (or build once into) this directory")
     parser.add_argument("--no-writer", action="store_true", help="no concurrent crawl")
+    parser.add_argument("--think-ms", type=float, default=0.0,
+                        help="each client waits a random 0..2x this between requests (default 0: saturation)")
+    parser.add_argument("--workers", type=int, help="API processes (default: the server's api.workers)")
+    parser.add_argument("--cache-entries", type=int, help="api.cache.entries (0: no result cache)")
+    parser.add_argument("--max-stale", type=float, help="api.cache.max_stale_seconds")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
@@ -170,7 +192,14 @@ def main() -> int:
     db_path = data_dir / "prometheus.db"
     marker = data_dir / f"crawled-{args.items}"
     config = data_dir / "bench-config.json"
-    config.write_text(json.dumps({"api": {"rate_limit": {"requests": 0}}}))
+    api: dict[str, Any] = {"rate_limit": {"requests": 0}, "cache": {}}
+    if args.workers is not None:
+        api["workers"] = args.workers
+    if args.cache_entries is not None:
+        api["cache"]["entries"] = args.cache_entries
+    if args.max_stale is not None:
+        api["cache"]["max_stale_seconds"] = args.max_stale
+    config.write_text(json.dumps({"api": api}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS_", "HF_", "TELEGRAM_"))}
     env.update(PROMETHEUS_DATA_DIR=str(data_dir), PROMETHEUS_CONFIG=str(config), HF_HUB_OFFLINE="1",
                PYTHONUNBUFFERED="1")
@@ -206,7 +235,9 @@ def main() -> int:
         crawler_thread = threading.Thread(target=keep_crawling, daemon=True)
         if not args.no_writer:
             crawler_thread.start()
-        report = asyncio.run(load(base, sample, args.clients, args.seconds))
+        load_before = _loadavg()
+        report = asyncio.run(load(base, sample, args.clients, args.seconds, args.think_ms / 1000))
+        report["loadavg_before"], report["loadavg_after"] = load_before, _loadavg()
         done.set()
         if not args.no_writer:
             report["crawl_passes_finished"] = len(passes)
@@ -219,12 +250,13 @@ def main() -> int:
             crawler_thread.join(10)
         _stop(server)
         _stop(hub)
-    report.update(items=args.items, clients=args.clients)
+    report.update(items=args.items, clients=args.clients, think_ms=args.think_ms, server_config=api)
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"{args.items:,} items, {args.clients} clients, {report['seconds']} s"
-              f"{'' if args.no_writer else ' while the crawler re-syncs everything'}")
+        print(f"{args.items:,} items, {args.clients} clients, think {args.think_ms:g} ms, {report['seconds']} s"
+              f"{'' if args.no_writer else ' while the crawler re-syncs everything'}; server config {api}")
+        print(f"  load average before {report['loadavg_before']}, after {report['loadavg_after']}")
         print(f"  {report['req_per_s']:,} req/s   p50 {report['p50_ms']} ms   p99 {report['p99_ms']} ms   "
               f"errors {report['errors']} / {report['requests']:,}")
         for name, figures in report["by_route"].items():

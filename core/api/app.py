@@ -3,6 +3,7 @@
 Shared state, for route modules (string keys, as the other parts of the system read them):
     app["config"]   core.config.Config
     app["db"]       core.api.db.ApiDatabase (read-only reader pool + one writer)
+    app["cache"]    core.api.cache.ResultCache (search and list results, invalidated by data changes)
     app["search"]   core.search.SearchEngine, or None when search is not available
     app["metrics"]  core.api.metrics.ApiMetrics
     app["openapi"]  the assembled OpenAPI document
@@ -24,6 +25,7 @@ import structlog
 from aiohttp import web
 from aiohttp.web_exceptions import NotAppKeyWarning
 
+from core.api.cache import CachePolicy, ResultCache
 from core.api.db import ApiDatabase
 from core.api.errors import Problem, from_problem, problem_response
 from core.api.metrics import ApiMetrics
@@ -153,6 +155,7 @@ async def _on_prepare(request: web.Request, response: web.StreamResponse) -> Non
 
 async def _startup(app: web.Application) -> None:
     await asyncio.to_thread(app["db"].open)
+    app["cache"].open()  # after db.open: the database exists
     if app["search"] is None:
         app["search"] = await asyncio.to_thread(_make_search_engine, app["config"])
         app["owns_search"] = app["search"] is not None
@@ -170,6 +173,7 @@ def _make_search_engine(config: Config) -> Any:
 async def _cleanup(app: web.Application) -> None:
     if app.get("owns_search") and app["search"] is not None:
         await asyncio.to_thread(app["search"].close)
+    app["cache"].close()
     await asyncio.to_thread(app["db"].close)
 
 
@@ -181,7 +185,9 @@ def create_app(config: Config, *, search_engine: Any = None, rate_limit: RateLim
     app["db"] = ApiDatabase(config.db_path, readers=readers)
     app["search"] = search_engine
     app["owns_search"] = False
-    app["metrics"] = ApiMetrics()
+    app["metrics"] = metrics = ApiMetrics()
+    app["cache"] = ResultCache(config.db_path, CachePolicy.from_config(config.raw),
+                               on_lookup=lambda result: metrics.cache_lookups.labels(result).inc())
     app["ratelimiter"] = RateLimiter(rate_limit or RateLimitPolicy.from_config(config.raw))
     modules = route_modules()
     for module in modules:

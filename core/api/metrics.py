@@ -146,6 +146,8 @@ class ApiMetrics:
                                         ["mode"], buckets=_LATENCY_BUCKETS, registry=self.registry)
         self.rate_limited = Counter(f"{NAMESPACE}_http_rate_limited", "Requests refused with 429",
                                     registry=self.registry)
+        self.cache_lookups = Counter(f"{NAMESPACE}_api_cache_lookups", "Result cache lookups (this API process)",
+                                     ["result"], registry=self.registry)
 
     def update(self, snapshot: Snapshot) -> None:
         self.database.snapshot = snapshot

@@ -21,6 +21,7 @@ from aiohttp.web_server import Server
 
 from core.api.app import MAX_HEADER_FIELD, MAX_REQUEST_LINE, create_app
 from core.api.errors import problem_response
+from core.api.workers import WorkerPool, worker_count
 from core.config import Config
 
 log = structlog.get_logger(__name__)
@@ -86,10 +87,16 @@ def check_bind(config: Config, host: str, *, insecure: bool) -> None:
 
 
 async def run_api(config: Config, host: str, port: int, stop: asyncio.Event, *, insecure: bool = False,
-                  ready: Callable[[str], Any] | None = None, app: web.Application | None = None) -> None:
+                  ready: Callable[[str], Any] | None = None, app: web.Application | None = None,
+                  workers: int | None = None, reuse_port: bool = False) -> None:
     """Serve until `stop` is set. `ready(url)` is called once listening (the URL has the real port when
-    `port` is 0); `app` replaces the default application (tests, benchmarks)."""
+    `port` is 0); `app` replaces the default application (tests, benchmarks). `workers` processes
+    share the port (default: config `api.workers`; see `core.api.workers`); a custom `app` is served
+    by this process alone."""
     check_bind(config, host, insecure=insecure)
+    if workers is None:
+        workers = 1 if app is not None else worker_count(config.raw)
+    reuse_port = reuse_port or workers > 1
     if not config.api_key and not is_loopback(host):
         log.warning("api_insecure_bind", host=host, hint="no API key: anyone who can connect can start work")
     application = app if app is not None else create_app(config)
@@ -101,20 +108,38 @@ async def run_api(config: Config, host: str, port: int, stop: asyncio.Event, *, 
                               shutdown_timeout=SHUTDOWN_GRACE_SECONDS, max_line_size=MAX_REQUEST_LINE,
                               max_field_size=MAX_HEADER_FIELD)
     await runner.setup()
+    pool: WorkerPool | None = None
+    keeper: asyncio.Task[None] | None = None
     try:
-        site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE_SECONDS)
+        site = web.TCPSite(runner, host, port, shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+                           reuse_port=reuse_port or None)
         await site.start()
         url = _url(runner, host, port)
+        if workers > 1:  # the others bind the port this one got (port 0 picks one)
+            pool = WorkerPool(config, host, _bound_port(runner, port), insecure, workers - 1)
+            pool.start()
+            keeper = asyncio.create_task(pool.keep_running())
         log.info("api_listening", url=url, auth="api_key" if config.api_key else "none (loopback only)",
-                 cors=config.api_cors_origins or "off")
+                 cors=config.api_cors_origins or "off", workers=workers)
         if ready is not None:
             ready(url)
         await stop.wait()
         log.info("api_stopping", grace_seconds=SHUTDOWN_GRACE_SECONDS)
     finally:
+        if pool is not None:
+            if keeper is not None:
+                keeper.cancel()
+            await asyncio.to_thread(pool.stop, SHUTDOWN_GRACE_SECONDS)
         # Stops accepting, lets in-flight requests finish (up to the grace period), runs on_cleanup.
         await runner.cleanup()
     log.info("api_stopped")
+
+
+def _bound_port(runner: web.AppRunner, port: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return port
 
 
 def _url(runner: web.AppRunner, host: str, port: int) -> str:

@@ -22,10 +22,14 @@ def add_address_arguments(parser: argparse.ArgumentParser) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_address_arguments(parser)
+    parser.add_argument("--workers", type=int,
+                        help="API processes sharing the port (default: config api.workers, auto = half the "
+                             "cores, at most 4)")
 
 
 def run(args: argparse.Namespace) -> int:
     from core.api.server import InsecureBindError, check_bind, run_api
+    from core.api.workers import MAX_WORKERS
     from core.logs import configure_logging
 
     config = config_from_args(args)
@@ -33,6 +37,8 @@ def run(args: argparse.Namespace) -> int:
     port = config.api_port if args.port is None else args.port
     if not 0 <= port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, got {port}")
+    if args.workers is not None and not 1 <= args.workers <= MAX_WORKERS:
+        raise UsageError(f"--workers must be between 1 and {MAX_WORKERS}, got {args.workers}")
     try:
         check_bind(config, host, insecure=args.insecure)
     except InsecureBindError as exc:
@@ -48,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         def ready(url: str) -> None:
             print(f"PROMETHEUS API on {url}  (search page {url}/ui, docs {url}/docs)", flush=True)
 
-        await run_api(config, host, port, stop, insecure=args.insecure, ready=ready)
+        await run_api(config, host, port, stop, insecure=args.insecure, ready=ready, workers=args.workers)
 
     try:
         asyncio.run(serve())

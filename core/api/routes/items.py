@@ -55,12 +55,18 @@ def read_list_query(kind: Kind, source: params.Source) -> queries.ListQuery:
 def _list_handler(kind: Kind) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def list_items(request: web.Request) -> web.Response:
         query = read_list_query(kind, request.query)
-        page = await request.app["db"].read(queries.list_items, query)
-        items = [queries.item_json(kind, row) for row in page.rows]
+
+        async def compute() -> tuple[list[dict[str, Any]], list[Any] | None]:
+            page = await request.app["db"].read(queries.list_items, query)
+            return [queries.item_json(kind, row) for row in page.rows], page.next_cursor
+
+        key = ("list", kind, query.sort, query.descending, tuple(sorted(query.filters.items())), query.limit,
+               None if query.cursor is None else tuple(query.cursor))
+        items, next_cursor = await request.app["cache"].get(key, compute)
         token = None
         headers = {}
-        if page.next_cursor is not None:
-            token = params.encode_cursor([query.sort, "desc" if query.descending else "asc", *page.next_cursor])
+        if next_cursor is not None:
+            token = params.encode_cursor([query.sort, "desc" if query.descending else "asc", *next_cursor])
             headers["Link"] = f'<{params.next_link(request, cursor=token)}>; rel="next"'
         return web.json_response({"items": items, "next_cursor": token}, headers=headers)
 

@@ -80,14 +80,23 @@ async def run_search(request: web.Request, text: str, source: params.Source, fil
     sort = params.choice(source, "sort", SORTS, default="relevance")
     limit = params.integer(source, "limit", default=20, minimum=1, maximum=SEARCH_LIMIT_MAX) or 20
     offset = params.integer(source, "offset", default=0, minimum=0, maximum=OFFSET_MAX) or 0
-    started = time.perf_counter()
-    try:
-        hits, index_missing = await asyncio.to_thread(_search, engine, text, filters, mode, sort, limit, offset)
-    except ValueError as exc:
-        raise bad_request(str(exc)) from None
-    request.app["metrics"].search_seconds.labels(mode).observe(time.perf_counter() - started)
+
+    async def compute() -> tuple[list[dict[str, Any]], bool]:
+        started = time.perf_counter()
+        try:
+            hits, missing = await asyncio.to_thread(_search, engine, text, filters, mode, sort, limit, offset)
+        except ValueError as exc:
+            raise bad_request(str(exc)) from None
+        request.app["metrics"].search_seconds.labels(mode).observe(time.perf_counter() - started)
+        return [hit.to_json() for hit in hits], missing
+
+    if mode == "keyword":  # the others also depend on the vector index file, which the data version misses
+        key = ("search", text, mode, sort, limit, offset, tuple(vars(filters).items()))
+        results, index_missing = await request.app["cache"].get(key, compute)
+    else:
+        results, index_missing = await compute()
     result: dict[str, Any] = {"query": text, "mode": mode, "sort": sort, "limit": limit, "offset": offset,
-                              "results": [hit.to_json() for hit in hits]}
+                              "results": results}
     if index_missing:
         result["warning"] = "the semantic index is not built yet: semantic results are empty"
     return result

@@ -1,0 +1,219 @@
+"""The API's result cache: repeated searches and lists are served from it, and a crawl's new items
+still show up (on a real SQLite file, a real server and a real crawl of the fake Hub)."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from core.api.cache import CachePolicy, ResultCache
+from core.store import connect, write_tx
+from tests.conftest import HubThread, cli_env, run_cli
+from tests.test_api import ApiServer, Mirror
+
+NEW_WORD = "wombatglint"
+
+
+def _lookups(server: ApiServer) -> dict[str, float]:
+    text = server.get("/metrics").text
+    return {m[0]: float(m[1]) for m in re.findall(r'hubmirror_api_cache_lookups_total\{result="(\w+)"\} (\S+)', text)}
+
+
+@pytest.mark.parametrize("max_stale", [0, 1.0])
+def test_new_item_appears_after_a_crawl(tmp_path: Path, max_stale: float) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    hub = HubThread(models=30, datasets=5, spaces=5, papers=5, seed=3)
+    server = None
+    try:
+        env = cli_env(data_dir, hub.url)
+        assert run_cli("crawl", "--mode", "full", env=env).returncode == 0
+        server = ApiServer(Mirror(data_dir, cli_env(data_dir), ""), config={
+            "api": {"rate_limit": {"requests": 0}, "cache": {"max_stale_seconds": max_stale}}})
+        list_path = "/models?sort=created&limit=5"
+        for _ in range(3):
+            assert server.get(f"/search/{NEW_WORD}").json()["results"] == []
+            first_page = server.get(list_path).json()["items"]
+        assert _lookups(server).get("hit", 0) >= 4  # the repeats were answered from the cache
+
+        hub.call("create_repo", "models", f"zoo/{NEW_WORD}-1b", tags=[NEW_WORD])
+        assert run_cli("crawl", "--type", "models", env=env).returncode == 0
+
+        # A data change invalidates at once with max_stale 0, and within max_stale otherwise.
+        deadline = time.monotonic() + max_stale + 30
+        while True:
+            found = [h["id"] for h in server.get(f"/search/{NEW_WORD}").json()["results"]]
+            listed = server.get(list_path).json()["items"]
+            if found or time.monotonic() > deadline or max_stale == 0:
+                break
+            time.sleep(0.2)
+        assert found == [f"zoo/{NEW_WORD}-1b"]
+        assert listed[0]["id"] == f"zoo/{NEW_WORD}-1b" and listed != first_page
+    finally:
+        if server is not None:
+            assert server.stop() == 0, "".join(server.stderr_lines)[-3000:]
+        hub.stop()
+
+
+def _db(tmp_path: Path) -> Path:
+    path = tmp_path / "cache.db"
+    conn = connect(path)
+    conn.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER)")
+    conn.close()
+    return path
+
+
+def _write(path: Path, value: int) -> None:
+    conn = connect(path)
+    with write_tx(conn):
+        conn.execute("INSERT INTO t VALUES (?)", (value,))
+    conn.close()
+
+
+def test_single_flight_errors_and_invalidation(tmp_path: Path) -> None:
+    path = _db(tmp_path)
+
+    async def scenario() -> None:
+        cache = ResultCache(path, CachePolicy(max_entries=2, max_stale_seconds=0))
+        cache.open()
+        calls: list[str] = []
+
+        async def compute(name: str) -> str:
+            calls.append(name)
+            await asyncio.sleep(0.05)
+            return f"value-{len(calls)}"
+
+        # Four identical requests at once: one computation.
+        values = await asyncio.gather(*(cache.get("a", lambda: compute("a")) for _ in range(4)))
+        assert values == ["value-1"] * 4 and calls == ["a"]
+        assert await cache.get("a", lambda: compute("a")) == "value-1"
+
+        async def failing() -> str:
+            raise ValueError("bad input")
+
+        for _ in range(2):  # errors are not kept
+            with pytest.raises(ValueError):
+                await cache.get("bad", failing)
+        assert len(cache) == 1
+
+        await asyncio.to_thread(_write, path, 1)  # another connection commits
+        assert await cache.get("a", lambda: compute("a")) == "value-2"
+        await cache.get("b", lambda: compute("b"))
+        await cache.get("c", lambda: compute("c"))  # over max_entries: the oldest ("a") goes
+        assert len(cache) == 2
+        assert await cache.get("a", lambda: compute("a")) == "value-5"
+        cache.close()
+
+    asyncio.run(scenario())
+
+
+def test_stale_entries_are_served_only_within_max_stale(tmp_path: Path) -> None:
+    path = _db(tmp_path)
+
+    async def scenario() -> None:
+        cache = ResultCache(path, CachePolicy(max_entries=10, max_stale_seconds=3600))
+        cache.open()
+        count = 0
+
+        async def compute() -> int:
+            nonlocal count
+            count += 1
+            return count
+
+        assert await cache.get("k", compute) == 1
+        await asyncio.to_thread(_write, path, 1)
+        assert await cache.get("k", compute) == 1  # changed, but younger than max_stale
+        cache.policy = CachePolicy(max_entries=10, max_stale_seconds=0)
+        assert await cache.get("k", compute) == 2
+        cache.close()
+
+    asyncio.run(scenario())
+
+
+def test_disabled_and_bad_config() -> None:
+    assert not CachePolicy.from_config({"api": {"cache": {"entries": 0}}}).enabled
+    assert CachePolicy.from_config({"api": {"cache": {"entries": "many"}}}) == CachePolicy()
+    assert CachePolicy.from_config({"api": {"cache": {"max_stale_seconds": -1}}}) == CachePolicy()
+    assert CachePolicy.from_config({"api": {"cache": 5}}) == CachePolicy()
+    assert CachePolicy.from_config({}) == CachePolicy()
+
+
+def test_unreadable_database_bypasses_the_cache(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        cache = ResultCache(tmp_path / "missing" / "x.db")
+        with pytest.raises(sqlite3.OperationalError):
+            cache.open()
+        assert await cache.get("k", _one) == 1  # no version: computed, never stored
+        assert len(cache) == 0
+
+    asyncio.run(scenario())
+
+
+async def _one() -> int:
+    return 1
+
+
+def _children(pid: int) -> list[int]:
+    import psutil
+
+    alive = []
+    for child in psutil.Process(pid).children():
+        try:  # a killed worker stays a zombie until the server reaps it; the resource tracker is not a worker
+            if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(child.cmdline()):
+                alive.append(child.pid)
+        except psutil.Error:
+            pass
+    return alive
+
+
+def test_workers_share_the_port_and_go_with_the_server(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    import psutil
+
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    server = ApiServer(Mirror(data_dir, cli_env(data_dir), ""), extra_args=("--workers", "3"),
+                       config={"api": {"rate_limit": {"requests": 0}}})
+    try:
+        deadline = time.monotonic() + 60
+        while len(_children(server.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        workers = _children(server.process.pid)
+        assert len(workers) == 2
+        port = int(server.url.rsplit(":", 1)[1])
+
+        def listening(pid: int) -> bool:
+            return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port
+                       for c in psutil.Process(pid).net_connections("tcp"))
+
+        pids = (server.process.pid, *workers)
+        while not all(map(listening, pids)) and time.monotonic() < deadline:
+            time.sleep(0.1)  # workers start fresh interpreters
+        assert all(map(listening, pids))  # all three on the one port
+        for _ in range(12):  # fresh connections, spread by the kernel: every one is answered
+            assert server.get("/health", headers={"Connection": "close"}).status_code in (200, 503)
+        os.kill(workers[0], signal.SIGKILL)  # a crashed worker is replaced
+        deadline = time.monotonic() + 60
+        while (len(_children(server.process.pid)) < 2 or workers[0] in _children(server.process.pid)) \
+                and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(_children(server.process.pid)) == 2
+        assert server.get("/health").status_code in (200, 503)
+        workers = _children(server.process.pid)
+    finally:
+        assert server.stop() == 0, "".join(server.stderr_lines)[-3000:]
+    for pid in workers:
+        with pytest.raises(psutil.NoSuchProcess):
+            psutil.Process(pid).wait(30)  # stopped with the server
+
+
+def test_workers_flag_is_checked(tmp_path: Path) -> None:
+    result = run_cli("serve", "--workers", "0", env=cli_env(tmp_path))
+    assert result.returncode != 0 and "--workers" in result.stderr and "Traceback" not in result.stderr
