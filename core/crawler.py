@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
@@ -26,7 +27,14 @@ from core.hub.records import EXPAND_FIELDS, PaperRecord, ParseError, RepoRecord,
 from core.kinds import ALL_KINDS, Kind
 from core.store import connect, write_tx
 from core.store.db import format_ts, parse_ts, utcnow
-from core.store.items import PageChanges, PageHook, mark_unseen_deleted, write_page
+from core.store.items import (
+    PageChanges,
+    PageHook,
+    defer_indexes,
+    mark_unseen_deleted,
+    restore_indexes,
+    write_page,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -187,9 +195,14 @@ class Crawler:
         walk = _Walk(utcnow(), self._first_url(kind, mode), SyncResult(kind.plural, mode))
         if mode == FULL and limit is None:
             with write_tx(self.conn):
+                self._restore_indexes(kind, mode)  # left by a walk that ended without finishing
+                # The first mirror of a kind is a bulk load: its indexes are built once, at the end.
+                empty = self.conn.execute(f"SELECT 1 FROM {kind.table} LIMIT 1").fetchone() is None
+                deferred = json.dumps(defer_indexes(self.conn, kind)) if empty else None
                 self.conn.execute(
-                    "INSERT OR REPLACE INTO crawl_state (kind, mode, started_at, next_url) VALUES (?, ?, ?, ?)",
-                    (kind.value, mode, walk.started_at, walk.next_url),
+                    "INSERT OR REPLACE INTO crawl_state (kind, mode, started_at, next_url, deferred_indexes) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    (kind.value, mode, walk.started_at, walk.next_url, deferred),
                 )
         return walk
 
@@ -284,6 +297,7 @@ class Crawler:
                     walk.newest.setdefault(_watermark_field(kind), row[0])
                     walk.newest[_watermark_field(kind)] = max(walk.newest[_watermark_field(kind)], row[0])
             if complete or result.status == "limited":
+                self._restore_indexes(kind, mode)
                 self.conn.execute("DELETE FROM crawl_state WHERE kind = ? AND mode = ?", (kind.value, mode))
             if complete:
                 for wire_field, stamp in walk.newest.items():
@@ -294,6 +308,15 @@ class Crawler:
                     )
             self._insert_history(kind, walk, None)
         log.info("sync_finished", kind=kind.value, mode=mode, **result.summary(), status=result.status)
+
+    def _restore_indexes(self, kind: Kind, mode: str) -> None:
+        row = self.conn.execute(
+            "SELECT deferred_indexes FROM crawl_state WHERE kind = ? AND mode = ?", (kind.value, mode)
+        ).fetchone()
+        if row is not None and row[0]:
+            started = time.monotonic()
+            restore_indexes(self.conn, json.loads(row[0]))
+            log.info("indexes_restored", kind=kind.value, seconds=round(time.monotonic() - started, 2))
 
     def _record_history(self, kind: Kind, walk: _Walk, error: str) -> None:
         try:

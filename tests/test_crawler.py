@@ -17,6 +17,7 @@ import pytest
 
 from core.hub.fake import FaultConfig
 from core.kinds import ALL_KINDS
+from core.store import connect
 from tests.conftest import PROJECT_ROOT, cli_env, run_cli
 
 
@@ -139,6 +140,15 @@ def test_kill_9_mid_sync_resumes_after_last_committed_page(hub_thread, data_dir:
     conn = sqlite3.connect(db)
     assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert conn.execute("SELECT count(*) FROM models").fetchone()[0] == 4000
+    # The first mirror was a bulk load with its indexes deferred across the kills; they are back.
+    assert _index_names(conn, "models") == _index_names(connect(tmp_path / "fresh.db"), "models")
+    assert conn.execute("EXPLAIN QUERY PLAN SELECT pk FROM models WHERE author = 'x'").fetchone()[3].find(
+        "models_author") > 0
+
+
+def _index_names(conn: sqlite3.Connection, table: str) -> set[str]:
+    return {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+                                           (table,))}
 
 
 async def _exhaust(url: str, calls: int) -> None:

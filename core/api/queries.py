@@ -19,7 +19,7 @@ from core.store.rawjson import decode_raw
 
 HUB = "https://huggingface.co"
 _JSON_COLUMNS = ("tags", "arxiv_ids", "authors", "ai_keywords")
-_HIDDEN = ("raw", "meta_hash", "text_hash", "pk")
+_HIDDEN = ("raw", "text_hash", "pk")
 
 # Sort keys a client may name -> the column (each has an index; see m0001_mirror).
 REPO_SORTS = {"downloads": "downloads", "likes": "likes", "created": "created_at", "modified": "last_modified",

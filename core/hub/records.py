@@ -14,6 +14,7 @@ from core.kinds import Kind
 
 BASE_RELATIONS = ("finetune", "adapter", "merge", "quantized")
 QUANT_FORMATS = ("gguf", "awq", "gptq", "exl2", "mlx", "bnb")
+_QUANT_TAGS = frozenset(QUANT_FORMATS)
 _QUANT_NAME = re.compile(r"[-_.](gguf|awq|gptq|exl2|mlx)(?:$|[-_.])", re.IGNORECASE)
 _ARXIV_TAG = "arxiv:"
 _LICENSE_TAG = "license:"
@@ -114,10 +115,9 @@ def base_models_from_tags(tags: list[str]) -> list[BaseModelRef]:
 
 
 def quant_format_of(repo_id: str, tags: list[str]) -> str | None:
-    lowered = {t.lower() for t in tags}
-    for fmt in QUANT_FORMATS:
-        if fmt in lowered:
-            return fmt
+    found = _QUANT_TAGS.intersection(tags)  # library tags are lower-case on the Hub
+    if found:
+        return min(found, key=QUANT_FORMATS.index)  # the first format in QUANT_FORMATS order wins
     match = _QUANT_NAME.search(repo_id)
     return match.group(1).lower() if match else None
 
@@ -147,68 +147,69 @@ def _str(obj: dict[str, Any], key: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-@dataclass
-class _TagFacts:
-    license: str | None = None
-    arxiv_ids: list[str] = field(default_factory=list)
-    has_base: bool = False
+def _counter(value: Any) -> int:
+    # bool is an int subclass, and the Hub never means True by a download count.
+    return int(value) if type(value) is int or type(value) is float else 0
 
 
-def _scan_tags(tags: list[str]) -> _TagFacts:
-    """One pass over the tags for the structured ones (this runs for every crawled item)."""
-    facts = _TagFacts()
+def parse_repo(kind: Kind, obj: dict[str, Any]) -> RepoRecord:
+    """Build a record from a list item or a detail body of a model, dataset or Space.
+
+    This runs for every crawled item (a million per full sync of the models), so
+    it reads each field once and looks at the tags in a single pass.
+    """
+    repo_id = obj.get("id") if isinstance(obj, dict) else None
+    if not isinstance(repo_id, str) or not repo_id:
+        raise ParseError(f"{kind.value} item without an id: {str(obj)[:200]}")
+    raw = {k: v for k, v in obj.items() if k != "_source"} if "_source" in obj else obj
+    get = obj.get
+    tags = [t for t in get("tags") or () if type(t) is str]
+    license_name: str | None = None
+    arxiv_ids: list[str] = []
+    has_base = False
     for tag in tags:
         if ":" not in tag:
             continue
         if tag.startswith(_LICENSE_TAG):
-            facts.license = facts.license or tag[len(_LICENSE_TAG):]
+            license_name = license_name or tag[8:]
         elif tag.startswith(_ARXIV_TAG):
-            facts.arxiv_ids.append(tag[len(_ARXIV_TAG):])
+            arxiv_ids.append(tag[6:])
         elif tag.startswith("base_model:"):
-            facts.has_base = True
-    return facts
-
-
-def parse_repo(kind: Kind, obj: dict[str, Any]) -> RepoRecord:
-    """Build a record from a list item or a detail body of a model, dataset or Space."""
-    if not isinstance(obj, dict) or not isinstance(obj.get("id"), str) or not obj["id"]:
-        raise ParseError(f"{kind.value} item without an id: {str(obj)[:200]}")
-    repo_id: str = obj["id"]
-    raw = {k: v for k, v in obj.items() if k != "_source"} if "_source" in obj else obj
-    tags = [t for t in obj.get("tags") or () if isinstance(t, str)]
-    facts = _scan_tags(tags)
-    author = _str(obj, "author") or (repo_id.split("/", 1)[0] if "/" in repo_id else None)
+            has_base = True
+    if license_name is None:
+        card = get("cardData")
+        if isinstance(card, dict) and isinstance(card.get("license"), str):
+            license_name = card["license"]
+    author = get("author")
+    if not isinstance(author, str) or not author:
+        author = repo_id.split("/", 1)[0] if "/" in repo_id else None
     description = _space_description(obj) if kind is Kind.SPACE else _str(obj, "description")
-    trending = obj.get("trendingScore")
-    card = obj.get("cardData")
+    trending = get("trendingScore")
+    downloads_all_time = get("downloadsAllTime")
+    is_model = kind is Kind.MODEL
     return RepoRecord(
-        kind=kind,
-        id=repo_id,
-        hub_oid=_str(obj, "_id"),
-        author=author,
-        name=repo_id.rsplit("/", 1)[-1],
-        downloads=_opt_int(obj.get("downloads")) or 0,
-        downloads_all_time=_opt_int(obj.get("downloadsAllTime")),
-        likes=_opt_int(obj.get("likes")) or 0,
-        trending_score=float(trending) if isinstance(trending, (int, float)) else None,
-        tags=tags,
-        pipeline_tag=_str(obj, "pipeline_tag"),
-        library_name=_str(obj, "library_name"),
-        sdk=_str(obj, "sdk"),
-        description=description.strip() if description else None,
-        sha=_str(obj, "sha"),
-        created_at=_str(obj, "createdAt"),
-        last_modified=_str(obj, "lastModified"),
-        private=bool(obj.get("private", False)),
-        gated=_gated(obj.get("gated")),
-        disabled=bool(obj.get("disabled", False)),
-        license=facts.license or (card.get("license") if isinstance(card, dict) and
-                                  isinstance(card.get("license"), str) else None),
-        base_models=base_models_from_tags(tags) if kind is Kind.MODEL and facts.has_base else [],
-        arxiv_ids=facts.arxiv_ids,
-        num_parameters=_num_parameters(obj),
-        quant_format=quant_format_of(repo_id, tags) if kind is Kind.MODEL else None,
-        raw=raw,
+        kind, repo_id, _str(obj, "_id"), author, repo_id.rsplit("/", 1)[-1],
+        _counter(get("downloads")),
+        int(downloads_all_time) if type(downloads_all_time) is int or type(downloads_all_time) is float else None,
+        _counter(get("likes")),
+        float(trending) if type(trending) is int or type(trending) is float else None,
+        tags,
+        _str(obj, "pipeline_tag"),
+        _str(obj, "library_name"),
+        _str(obj, "sdk"),
+        description.strip() if description else None,
+        _str(obj, "sha"),
+        _str(obj, "createdAt"),
+        _str(obj, "lastModified"),
+        bool(get("private", False)),
+        _gated(get("gated")),
+        bool(get("disabled", False)),
+        license_name,
+        base_models_from_tags(tags) if is_model and has_base else [],
+        arxiv_ids,
+        _num_parameters(obj),
+        quant_format_of(repo_id, tags) if is_model else None,
+        raw,
     )
 
 

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from core.store.migrations import migrate
+from core.store.rawjson import forget_encoders, remember_database
 
 BUSY_TIMEOUT_MS = 30_000
 
@@ -33,6 +34,7 @@ def connect(path: Path | str, *, migrate_schema: bool = True) -> sqlite3.Connect
     conn.execute("PRAGMA cache_size = -65536")
     if migrate_schema:
         migrate(conn)
+    remember_database(path)
     return conn
 
 
@@ -43,6 +45,7 @@ def write_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         yield conn
     except BaseException:
         conn.execute("ROLLBACK")
+        forget_encoders(conn)  # a dictionary trained in this transaction is gone with it
         raise
     conn.execute("COMMIT")
 
