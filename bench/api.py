@@ -159,6 +159,13 @@ async def load(base: str, sample: tuple[Any, ...], clients: int, seconds: float,
     return report
 
 
+async def _cache_lookups(base: str) -> dict[str, float]:
+    """The result cache's hit/stale/miss counters (of the one process that answers, with --workers > 1)."""
+    async with aiohttp.ClientSession() as session, session.get(base + "/metrics") as response:
+        text = await response.text()
+    return {m[0]: float(m[1]) for m in re.findall(r'hubmirror_api_cache_lookups_total\{result="(\w+)"\} (\S+)', text)}
+
+
 def _loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
 
@@ -238,6 +245,7 @@ def main() -> int:
         load_before = _loadavg()
         report = asyncio.run(load(base, sample, args.clients, args.seconds, args.think_ms / 1000))
         report["loadavg_before"], report["loadavg_after"] = load_before, _loadavg()
+        report["cache_lookups"] = asyncio.run(_cache_lookups(base))
         done.set()
         if not args.no_writer:
             report["crawl_passes_finished"] = len(passes)
@@ -256,7 +264,8 @@ def main() -> int:
     else:
         print(f"{args.items:,} items, {args.clients} clients, think {args.think_ms:g} ms, {report['seconds']} s"
               f"{'' if args.no_writer else ' while the crawler re-syncs everything'}; server config {api}")
-        print(f"  load average before {report['loadavg_before']}, after {report['loadavg_after']}")
+        print(f"  load average before {report['loadavg_before']}, after {report['loadavg_after']}; "
+              f"result cache lookups {report['cache_lookups']}")
         print(f"  {report['req_per_s']:,} req/s   p50 {report['p50_ms']} ms   p99 {report['p99_ms']} ms   "
               f"errors {report['errors']} / {report['requests']:,}")
         for name, figures in report["by_route"].items():

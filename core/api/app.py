@@ -5,6 +5,7 @@ Shared state, for route modules (string keys, as the other parts of the system r
     app["db"]       core.api.db.ApiDatabase (read-only reader pool + one writer)
     app["cache"]    core.api.cache.ResultCache (search and list results, invalidated by data changes)
     app["search"]   core.search.SearchEngine, or None when search is not available
+    app["search_pool"] the threads searches run on (`search_thread(request, fn, ...)`), one per core
     app["metrics"]  core.api.metrics.ApiMetrics
     app["openapi"]  the assembled OpenAPI document
 
@@ -16,9 +17,11 @@ handler. Headers that every response carries (RateLimit, CORS, security) are add
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import structlog
@@ -171,6 +174,7 @@ def _make_search_engine(config: Config) -> Any:
 
 
 async def _cleanup(app: web.Application) -> None:
+    await asyncio.to_thread(app["search_pool"].shutdown, True)
     if app.get("owns_search") and app["search"] is not None:
         await asyncio.to_thread(app["search"].close)
     app["cache"].close()
@@ -185,6 +189,9 @@ def create_app(config: Config, *, search_engine: Any = None, rate_limit: RateLim
     app["db"] = ApiDatabase(config.db_path, readers=readers)
     app["search"] = search_engine
     app["owns_search"] = False
+    # Searches are CPU-bound SQLite (the GIL is released): more threads than cores only slows the
+    # cheap routes (details, /health) that share the CPU with them, and adds nothing to throughput.
+    app["search_pool"] = ThreadPoolExecutor(max(2, os.cpu_count() or 1), thread_name_prefix="api-search")
     app["metrics"] = metrics = ApiMetrics()
     app["cache"] = ResultCache(config.db_path, CachePolicy.from_config(config.raw),
                                on_lookup=lambda result: metrics.cache_lookups.labels(result).inc())

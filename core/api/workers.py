@@ -39,10 +39,15 @@ _PR_SET_PDEATHSIG = 1
 
 
 def auto_workers(cpus: int | None = None) -> int:
-    """Half the cores, at most 4: the crawler and the embedder run on the same machine (2 on the
-    4-core reference VM, 1 on a 2-core one)."""
+    """One process per 4 cores, at most 4: 1 on the 4-core reference VM.
+
+    Searches are SQLite work on the search threads (one per core, GIL released), so one process
+    already keeps every core busy with them; more processes only help the Python half of cheap
+    requests, and each splits the result cache. Measured on 2 cores (bench/api.py, 1M items): 2
+    workers answered fewer requests than 1.
+    """
     cpus = cpus or os.cpu_count() or 1
-    return max(1, min(4, cpus // 2))
+    return max(1, min(4, cpus // 4))
 
 
 def worker_count(raw: dict[str, Any]) -> int:

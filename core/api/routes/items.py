@@ -62,7 +62,7 @@ def _list_handler(kind: Kind) -> Callable[[web.Request], Awaitable[web.Response]
 
         key = ("list", kind, query.sort, query.descending, tuple(sorted(query.filters.items())), query.limit,
                None if query.cursor is None else tuple(query.cursor))
-        items, next_cursor = await request.app["cache"].get(key, compute)
+        items, next_cursor = await request.app["cache"].get(key, compute, rows=lambda value: len(value[0]))
         token = None
         headers = {}
         if next_cursor is not None:

@@ -7,9 +7,11 @@ in a worker thread; its latency goes into the `hubmirror_search_seconds` histogr
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -19,6 +21,7 @@ from core.api.errors import Problem, bad_request, not_found
 from core.api.openapi import operation, path_param, query, ref, response, text_schema
 
 routes = web.RouteTableDef()
+T = TypeVar("T")
 
 MODES = ("keyword", "semantic", "hybrid")
 SORTS = ("relevance", "downloads", "likes", "created", "modified")
@@ -28,6 +31,11 @@ OFFSET_MAX = 10_000
 TEXT_FILTERS = ("author", "tag", "pipeline_tag", "library", "license", "base_model", "quant_format")
 FILTER_NAMES = (*TEXT_FILTERS, "relation", "min_downloads", "min_params", "max_params")
 PARAM_COUNT_MAX = 30  # characters of a parameter count ("7B", "  1.5 b ")
+
+
+async def search_thread(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
+    """`fn(*args)` on the app's search threads (one per core)."""
+    return await asyncio.get_running_loop().run_in_executor(request.app["search_pool"], fn, *args)
 
 
 def engine_of(request: web.Request) -> Any:
@@ -84,7 +92,8 @@ async def run_search(request: web.Request, text: str, source: params.Source, fil
     async def compute() -> tuple[list[dict[str, Any]], bool]:
         started = time.perf_counter()
         try:
-            hits, missing = await asyncio.to_thread(_search, engine, text, filters, mode, sort, limit, offset)
+            hits, missing = await search_thread(request, _search, engine, text, filters, mode, sort, limit,
+                                                offset)
         except ValueError as exc:
             raise bad_request(str(exc)) from None
         request.app["metrics"].search_seconds.labels(mode).observe(time.perf_counter() - started)
@@ -92,7 +101,7 @@ async def run_search(request: web.Request, text: str, source: params.Source, fil
 
     if mode == "keyword":  # the others also depend on the vector index file, which the data version misses
         key = ("search", text, mode, sort, limit, offset, tuple(vars(filters).items()))
-        results, index_missing = await request.app["cache"].get(key, compute)
+        results, index_missing = await request.app["cache"].get(key, compute, rows=lambda value: len(value[0]))
     else:
         results, index_missing = await compute()
     result: dict[str, Any] = {"query": text, "mode": mode, "sort": sort, "limit": limit, "offset": offset,
@@ -151,7 +160,8 @@ async def similar(request: web.Request) -> web.Response:
     filters = read_filters(request.query, request.query) if request.query else None
     started = time.perf_counter()
     try:
-        hits = await asyncio.to_thread(engine.similar, kind, item_id, limit=limit, filters=filters)
+        hits = await search_thread(request, functools.partial(engine.similar, limit=limit, filters=filters),
+                                   kind, item_id)
     except LookupError as exc:
         raise not_found(str(exc)) from None
     except ValueError as exc:
