@@ -9,13 +9,14 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from core.embedder import EmbeddingWorker, claim_jobs, park_exhausted, run_worker
+from core.embedder import EmbeddingWorker, claim_jobs, park_exhausted, renew_leases, run_worker
 from core.kinds import Kind, doc_key
 from core.store import connect
 from core.tasks import create_task, get_task
@@ -55,13 +56,32 @@ def test_claims_are_disjoint_and_leases_expire(data_dir: Path) -> None:
     second.close()
 
 
+def test_renewing_a_lease_never_takes_back_a_job_claimed_again(data_dir: Path) -> None:
+    db = data_dir / "prometheus.db"
+    first, second = connect(db), connect(db)
+    write_items(first, Kind.MODEL, _models(4))
+    now = time.time()
+    slow = claim_jobs(first, 4, lease_seconds=30, now=now)
+    renew_leases(first, slow, 30, now=now + 20)
+    assert claim_jobs(second, 4, lease_seconds=30, now=now + 40) == []  # renewed, still held
+    # The holder stalled past its lease: another worker takes the jobs, and the stale renewal leaves them be.
+    taken = claim_jobs(second, 4, lease_seconds=30, now=now + 60)
+    assert {j.doc_key for j in taken} == {j.doc_key for j in slow}
+    renew_leases(first, slow, 300, now=now + 61)
+    leases = {r["doc_key"]: r["lease_until"] for r in _jobs(first)}
+    assert all(leases[j.doc_key] == now + 90 for j in slow)
+    first.close()
+    second.close()
+
+
 def test_worker_embeds_skips_unchanged_text_and_uses_the_current_row(data_dir: Path) -> None:
     config = make_config(data_dir, embedding_batch_size=1)
     conn = connect(config.db_path)
     write_items(conn, Kind.MODEL, _models(9))
     model = HashModel()
     stats = embed_all(config, model)
-    assert stats["embedded"] == 9 and stats["batches"] == 3 and _jobs(conn) == []  # 4 jobs a claim
+    # One claim (16 model batches' worth), encoded one model batch at a time.
+    assert stats["embedded"] == 9 and stats["batches"] == 1 and model.calls == 9 and _jobs(conn) == []
     vectors = conn.execute("SELECT vector FROM embeddings").fetchall()
     norms = [float(np.linalg.norm(np.frombuffer(v[0], dtype="<f4"))) for v in vectors]
     assert len(norms) == 9 and all(abs(n - 1) < 1e-5 for n in norms)
@@ -122,6 +142,53 @@ async def test_run_worker_returns_promptly_after_stop(data_dir: Path) -> None:
     # What was claimed but not finished is still queued; nothing is lost.
     embedded = conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
     assert embedded + len(_jobs(conn)) == 50
+    worker.close()
+    conn.close()
+
+
+def test_a_claim_outliving_its_lease_renews_it(data_dir: Path) -> None:
+    """One claim encoded slower than its lease: no other worker can take its jobs meanwhile."""
+    config = make_config(data_dir, embedding_batch_size=1)
+    conn = connect(config.db_path)
+    write_items(conn, Kind.MODEL, _models(12))
+
+    class SlowModel(HashModel):
+        def encode(self, texts, **kw):  # type: ignore[no-untyped-def]
+            time.sleep(0.5)
+            return super().encode(texts, **kw)
+
+    worker = EmbeddingWorker(config, model=SlowModel(), lease_seconds=4)
+    stop = asyncio.Event()
+    thread_result: list[int] = []
+    thread = threading.Thread(target=lambda: thread_result.append(worker.run_batch(stop.is_set)))
+    thread.start()
+    time.sleep(4.6)  # past the first lease: only a renewal keeps the jobs
+    assert thread.is_alive()
+    assert claim_jobs(conn, 20, lease_seconds=4) == []
+    thread.join(30)
+    assert thread_result == [12] and worker.stats.embedded == 12 and _jobs(conn) == []
+    worker.close()
+    conn.close()
+
+
+def test_stopping_mid_claim_hands_back_the_untried_jobs(data_dir: Path) -> None:
+    config = make_config(data_dir, embedding_batch_size=1)
+    conn = connect(config.db_path)
+    write_items(conn, Kind.MODEL, _models(10))
+    calls: list[int] = []
+
+    class StopAfterThree(HashModel):
+        def encode(self, texts, **kw):  # type: ignore[no-untyped-def]
+            calls.append(len(texts))
+            return super().encode(texts, **kw)
+
+    worker = EmbeddingWorker(config, model=StopAfterThree())
+    assert worker.run_batch(lambda: len(calls) >= 3) == 10
+    # The three batches done are stored; the seven never tried are free at once, no attempt counted.
+    assert conn.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 3
+    left = _jobs(conn)
+    assert len(left) == 7 and all(r["lease_until"] is None and r["attempts"] == 0 for r in left)
+    assert len(claim_jobs(conn, 20)) == 7
     worker.close()
     conn.close()
 
