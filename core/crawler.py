@@ -22,7 +22,7 @@ from pathlib import Path
 
 import structlog
 
-from core.hub.client import HubClient, Page
+from core.hub.client import HubClient
 from core.hub.records import EXPAND_FIELDS, PaperRecord, ParseError, RepoRecord, parse_paper, parse_repo
 from core.kinds import ALL_KINDS, Kind
 from core.store import connect, write_tx
@@ -30,8 +30,10 @@ from core.store.db import format_ts, parse_ts, utcnow
 from core.store.items import (
     PageChanges,
     PageHook,
+    PreparedPage,
     defer_indexes,
     mark_unseen_deleted,
+    prepare_page,
     restore_indexes,
     write_page,
 )
@@ -96,6 +98,15 @@ def _parse(kind: Kind, items: list[dict]) -> tuple[list[RepoRecord | PaperRecord
             errors += 1
             log.warning("unparseable_item", kind=kind.value, error=str(exc))
     return records, errors
+
+
+@dataclass
+class _Fetched:
+    next_url: str | None
+    records: list[RepoRecord | PaperRecord]
+    prepared: PreparedPage
+    errors: int
+    reached_watermark: bool  # the page holds items older than the incremental sync's stopping point
 
 
 def _watermark_field(kind: Kind) -> str:
@@ -206,54 +217,58 @@ class Crawler:
                 )
         return walk
 
-    async def _fetch(self, kind: Kind, url: str) -> tuple[Page, list[RepoRecord | PaperRecord], int]:
+    async def _fetch(self, kind: Kind, url: str, stop_before: str | None) -> _Fetched:
         page = await self.client.get_page(url)
-        # Parsed here, on the event loop, so it overlaps the previous page's SQL in the writer thread.
+        # Parsed and prepared here, on the event loop, so it overlaps the previous page's SQL in the writer thread.
         records, errors = _parse(kind, page.items)
-        return page, records, errors
+        reached_watermark = False
+        if stop_before is not None:
+            wire_field = _watermark_field(kind)
+            fresh = [r for r in records if (_timestamp(r, wire_field) or "") >= stop_before]
+            reached_watermark = len(fresh) < len(records)
+            records = fresh
+        return _Fetched(page.next_url, records, prepare_page(records), errors, reached_watermark)
 
     async def _walk(self, kind: Kind, mode: str, walk: _Walk, limit: int | None) -> None:
         stop_before = self._stop_before(kind) if mode == INCREMENTAL else None
         wire_field = _watermark_field(kind)
         seen = 0
         url = walk.next_url
-        fetch = asyncio.create_task(self._fetch(kind, url)) if url else None
+        fetch = asyncio.create_task(self._fetch(kind, url, stop_before)) if url else None
         try:
             while fetch is not None:
-                page, records, errors = await fetch
+                fetched = await fetch
                 fetch = None
-                reached_watermark = False
-                if stop_before is not None:
-                    fresh = [r for r in records if (_timestamp(r, wire_field) or "") >= stop_before]
-                    reached_watermark = len(fresh) < len(records)
-                    records = fresh
+                records, prepared, reached_watermark = fetched.records, fetched.prepared, fetched.reached_watermark
                 if limit is not None and seen + len(records) >= limit:
                     records = records[: limit - seen]
+                    prepared = prepare_page(records)
                     reached_watermark = True
                 seen += len(records)
-                next_url = None if reached_watermark else page.next_url
+                next_url = None if reached_watermark else fetched.next_url
                 # Fetch the next page while this one is written.
                 if next_url and not self._stop.is_set():
-                    fetch = asyncio.create_task(self._fetch(kind, next_url))
-                await asyncio.to_thread(self._commit_page, kind, mode, walk, records, errors, next_url, wire_field)
+                    fetch = asyncio.create_task(self._fetch(kind, next_url, stop_before))
+                await asyncio.to_thread(self._commit_page, kind, mode, walk, prepared, fetched.errors, next_url,
+                                        wire_field)
                 if self.progress:
                     self.progress(walk.result)
         finally:
             if fetch is not None:
                 fetch.cancel()
 
-    def _commit_page(self, kind: Kind, mode: str, walk: _Walk, records: list, errors: int,
+    def _commit_page(self, kind: Kind, mode: str, walk: _Walk, prepared: PreparedPage, errors: int,
                      next_url: str | None, wire_field: str) -> None:
         result = walk.result
         with write_tx(self.conn):
-            changes: PageChanges = write_page(self.conn, kind, records, utcnow(), self.hooks)
+            changes: PageChanges = write_page(self.conn, kind, prepared, utcnow(), self.hooks)
             result.pages += 1
             result.new += len(changes.new)
             result.updated += len(changes.updated)
             result.unchanged += changes.unchanged
             result.errors += errors
             walk.next_url = next_url
-            for record in records:
+            for record in prepared.records:
                 stamp = _timestamp(record, wire_field)
                 if stamp and stamp > walk.newest.get(wire_field, ""):
                     walk.newest[wire_field] = stamp

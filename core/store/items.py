@@ -66,11 +66,13 @@ def _stable(raw: dict) -> dict:
     return {k: v for k, v in raw.items() if k not in COUNTER_FIELDS}
 
 
+# Values that come from the record alone first (built by `prepare_page`), then what the write decides.
+_WRITE_COLUMNS = ("raw", "text_hash")
 _REPO_COLUMNS = (
-    "pk", "id", "hub_oid", "name", "author", "description", "downloads", "downloads_all_time", "likes",
+    "id", "hub_oid", "name", "author", "description", "downloads", "downloads_all_time", "likes",
     "trending_score", "tags", "pipeline_tag", "library_name", "sdk", "sha", "created_at", "last_modified",
     "private", "gated", "disabled", "license", "base_model", "base_relation", "arxiv_ids",
-    "num_parameters", "quant_format", "raw", "text_hash",
+    "num_parameters", "quant_format",
 )
 # What each kind puts in search_fts(name, author, tags, body); the update/delete
 # triggers in migration 0001 use the same columns.
@@ -80,26 +82,26 @@ _FTS_SOURCE = {
 _REPO_FTS_SOURCE = "id, author, tags, description"
 
 _PAPER_COLUMNS = (
-    "pk", "id", "title", "summary", "authors", "published_at", "upvotes", "num_comments", "submitted_by",
-    "ai_keywords", "github_repo", "raw", "text_hash",
+    "id", "title", "summary", "authors", "published_at", "upvotes", "num_comments", "submitted_by",
+    "ai_keywords", "github_repo",
 )
 
 
-def _repo_values(pk: int, r: RepoRecord, raw: bytes, thash: str) -> tuple:
+def _repo_values(r: RepoRecord) -> tuple:
     base = r.base_model
     return (
-        pk, r.id, r.hub_oid, r.name, r.author, r.description, r.downloads, r.downloads_all_time, r.likes,
+        r.id, r.hub_oid, r.name, r.author, r.description, r.downloads, r.downloads_all_time, r.likes,
         r.trending_score, _dumps(r.tags), r.pipeline_tag, r.library_name, r.sdk, r.sha, r.created_at,
         r.last_modified, int(r.private), r.gated, int(r.disabled), r.license,
         base.repo_id if base else None, base.relation if base else None,
-        _dumps(r.arxiv_ids) if r.arxiv_ids else None, r.num_parameters, r.quant_format, raw, thash,
+        _dumps(r.arxiv_ids) if r.arxiv_ids else None, r.num_parameters, r.quant_format,
     )
 
 
-def _paper_values(pk: int, p: PaperRecord, raw: bytes, thash: str) -> tuple:
+def _paper_values(p: PaperRecord) -> tuple:
     return (
-        pk, p.id, p.title, p.summary, _dumps(p.authors), p.published_at, p.upvotes, p.num_comments,
-        p.submitted_by, _dumps(p.ai_keywords), p.github_repo, raw, thash,
+        p.id, p.title, p.summary, _dumps(p.authors), p.published_at, p.upvotes, p.num_comments,
+        p.submitted_by, _dumps(p.ai_keywords), p.github_repo,
     )
 
 
@@ -109,37 +111,62 @@ def _counters(record: RepoRecord | PaperRecord) -> tuple[int, int, float | None]
     return record.downloads, record.likes, record.trending_score
 
 
-def _encoded(conn: sqlite3.Connection, kind: Kind, records: Iterable[RepoRecord | PaperRecord],
-             seen_at: str) -> dict[str, bytes]:
+@dataclass
+class PreparedPage:
+    """What writing a page needs that no stored state decides.
+
+    Built by `prepare_page` off the writer thread (the crawler does it on its
+    event loop while the previous page's SQL runs), so the writer holds the GIL
+    for little more than its SQLite calls.
+    """
+
+    records: list[RepoRecord | PaperRecord]  # one per id: a page may repeat an id, the last copy wins
+    documents: dict[str, bytes]  # id -> raw JSON
+    text_hashes: dict[str, str]  # id -> hash of the item's search text
+    values: dict[str, tuple]  # id -> the row's columns that come from the record alone
+
+
+def prepare_page(records: Iterable[RepoRecord | PaperRecord]) -> PreparedPage:
+    unique = list({r.id: r for r in records}.values())
+    return PreparedPage(
+        records=unique,
+        documents={r.id: orjson.dumps(r.raw) for r in unique},
+        text_hashes={r.id: text_hash(item_text(r)) for r in unique},
+        values={r.id: _paper_values(r) if isinstance(r, PaperRecord) else _repo_values(r) for r in unique},
+    )
+
+
+def _encoded(conn: sqlite3.Connection, kind: Kind, page: PreparedPage, seen_at: str) -> dict[str, bytes]:
     """Each record's raw JSON, compressed; the kind's first big page trains its dictionary."""
-    documents = {r.id: orjson.dumps(r.raw) for r in records}
     encoder = encoder_for(conn, kind)
     if not encoder.trained:
-        encoder = train_dictionary(conn, kind, documents.values(), seen_at) or encoder
-    return {item_id: encoder.encode_json(doc) for item_id, doc in documents.items()}
+        encoder = train_dictionary(conn, kind, page.documents.values(), seen_at) or encoder
+    return {item_id: encoder.encode_json(doc) for item_id, doc in page.documents.items()}
 
 
 def write_page(
     conn: sqlite3.Connection,
     kind: Kind,
-    records: Sequence[RepoRecord | PaperRecord],
+    page: Sequence[RepoRecord | PaperRecord] | PreparedPage,
     seen_at: str,
     hooks: Sequence[PageHook] = (),
 ) -> PageChanges:
     """Upsert one page of records of one kind. Call inside `write_tx`."""
+    if not isinstance(page, PreparedPage):
+        page = prepare_page(page)
     table = kind.table
-    columns, values_of = (_PAPER_COLUMNS, _paper_values) if kind is Kind.PAPER else (_REPO_COLUMNS, _repo_values)
+    columns = _PAPER_COLUMNS if kind is Kind.PAPER else _REPO_COLUMNS
     counter_sql = "upvotes, upvotes, NULL, NULL" if kind is Kind.PAPER else "downloads, likes, trending_score, sha"
-    by_id = {r.id: r for r in records}  # a page may repeat an id; the last copy wins
-    placeholders = ",".join("?" * len(by_id))
+    ids = [r.id for r in page.records]
     existing = {
         row[1]: row
         for row in conn.execute(
-            f"SELECT pk, id, raw, text_hash, deleted_at, {counter_sql} FROM {table} WHERE id IN ({placeholders})",
-            list(by_id),
+            f"SELECT pk, id, raw, text_hash, deleted_at, {counter_sql} FROM {table} "
+            f"WHERE id IN ({','.join('?' * len(ids))})",
+            ids,
         )
     }
-    raws = _encoded(conn, kind, by_id.values(), seen_at)
+    raws = _encoded(conn, kind, page, seen_at)
     changes = PageChanges(kind=kind, seen_at=seen_at)
     inserts: list[tuple] = []
     updates: list[tuple] = []
@@ -147,20 +174,20 @@ def write_page(
     jobs: list[tuple] = []
     next_pk = conn.execute(f"SELECT coalesce(max(pk), 0) + 1 FROM {table}").fetchone()[0]
     first_new_pk = next_pk
-    for record in by_id.values():
+    for record in page.records:
         raw = raws[record.id]
         row = existing.get(record.id)
         if row is None:
             # The write lock is held, so nobody else can take these primary keys.
             pk, next_pk = next_pk, next_pk + 1
-            thash = text_hash(item_text(record))
-            inserts.append((*values_of(pk, record, raw, thash), seen_at, seen_at, seen_at))
+            thash = page.text_hashes[record.id]
+            inserts.append((*page.values[record.id], pk, raw, thash, seen_at, seen_at, seen_at))
             changes.new.append(StoredItem(pk, record, None))
             jobs.append((doc_key(kind, pk), thash, seen_at))
             continue
         pk, _, old_raw, old_thash, deleted_at, downloads, likes, trending, sha = row
         if old_raw == raw and deleted_at is None:
-            # The common case of a re-sync: same bytes, nothing to compare, build or encode.
+            # The common case of a re-sync: the same bytes, nothing to compare.
             touches.append((seen_at, pk))
             changes.unchanged += 1
             continue
@@ -170,8 +197,8 @@ def write_page(
             touches.append((seen_at, pk))  # e.g. stored with an older dictionary
             changes.unchanged += 1
             continue
-        thash = text_hash(item_text(record)) if meta_changed else old_thash
-        updates.append((*values_of(pk, record, raw, thash)[1:], seen_at, seen_at, pk))
+        thash = page.text_hashes[record.id] if meta_changed else old_thash
+        updates.append((*page.values[record.id], raw, thash, seen_at, seen_at, pk))
         changes.updated.append(StoredItem(
             pk, record, Previous(downloads, likes, trending, sha, deleted_at is not None),
             meta_changed=meta_changed, counters_changed=counters_changed,
@@ -180,8 +207,8 @@ def write_page(
             jobs.append((doc_key(kind, pk), thash, seen_at))
     if inserts:
         conn.executemany(
-            f"INSERT INTO {table} ({', '.join(columns)}, first_seen, last_seen, indexed_at) "
-            f"VALUES ({', '.join('?' * (len(columns) + 3))})",
+            f"INSERT INTO {table} ({', '.join(columns)}, pk, {', '.join(_WRITE_COLUMNS)}, first_seen, last_seen, "
+            f"indexed_at) VALUES ({', '.join('?' * (len(columns) + len(_WRITE_COLUMNS) + 4))})",
             inserts,
         )
         conn.execute(
@@ -191,7 +218,7 @@ def write_page(
             (first_new_pk, next_pk - 1),
         )
     if updates:
-        assignments = ", ".join(f"{c} = ?" for c in columns[1:])
+        assignments = ", ".join(f"{c} = ?" for c in (*columns, *_WRITE_COLUMNS))
         conn.executemany(
             f"UPDATE {table} SET {assignments}, last_seen = ?, indexed_at = ?, deleted_at = NULL WHERE pk = ?",
             updates,
