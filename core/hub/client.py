@@ -138,7 +138,7 @@ class HubClient:
         """One GET with retries. Returns (status, headers, parsed JSON or None)."""
         last_error = ""
         for attempt in range(self.retry.max_attempts):
-            await self.pacer.acquire()
+            sent = await self.pacer.acquire()
             self.requests += 1
             info = None
             try:
@@ -148,11 +148,11 @@ class HubClient:
                     body = await response.read()
                     status = response.status
             except (TimeoutError, aiohttp.ClientError, ConnectionError) as exc:
-                self.pacer.release(None)
+                self.pacer.release(None, sent)
                 last_error = f"{type(exc).__name__}: {exc}"
                 await self._backoff(attempt, url, last_error)
                 continue
-            self.pacer.release(info)
+            self.pacer.release(info, sent)
             if status == 429:
                 self.rate_limited += 1
                 wait = retry_after_seconds(status, headers)

@@ -2,13 +2,14 @@
 
 The Hub sends `RateLimit: "api";r=<remaining>;t=<seconds to reset>` on every
 response (fixed 5-minute windows). Rather than burst until a 429 and then stall,
-the pacer spreads what is left of the window evenly over the time left, so a
-crawl uses the whole budget while the watch poll still gets its turn.
+the pacer spreads what is left of the window over the time left, so a crawl uses
+the whole budget while the watch poll still gets its turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import re
@@ -17,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 _PARAM = re.compile(r";\s*([a-z]+)=([0-9.]+)")
+CLOCK_DRIFT = 1e-4  # seconds per second our clock may run apart from the Hub's (generous: NTP keeps ~1e-5)
 
 
 @dataclass(frozen=True)
@@ -63,105 +65,191 @@ def retry_after_seconds(status: int, headers: Mapping[str, str]) -> float | None
     return None
 
 
-def pacing_interval(remaining: int, seconds_left: float, reserve: int) -> float | None:
-    """Seconds between requests to spread `remaining` calls over `seconds_left`.
-
-    None means "out of budget for this window: wait for the reset".
-    """
-    usable = remaining - reserve
+def pacing_interval(usable: int, seconds_left: float) -> float:
+    """Seconds between requests to spread `usable` calls over `seconds_left` (0 when behind schedule)."""
     if usable <= 0:
-        return None
+        raise ValueError("nothing to spread")
     return max(seconds_left, 0.0) / usable
 
 
-def reset_bounds(now: float, reset_seconds: float, window: float | None = None,
-                 boundary: tuple[float, float] | None = None) -> tuple[float, float]:
-    """When the current window ends, as an interval (lo, hi).
+def intersect_phase(phase: tuple[float, float] | None, constraint: tuple[float, float],
+                    window: float | None) -> tuple[float, float]:
+    """Narrow where a reset falls with one more observation of it.
 
-    `t` is whole seconds, rounded either way by the server, so on its own it puts the
-    reset within a second of now + t. Windows are fixed, so a reset seen earlier (`r`
-    went up between two responses, at times `boundary`) pins the phase: the next reset
-    is a whole number of windows later, known as precisely as that boundary was seen.
+    `phase` holds one reset instant; with fixed windows every other reset is a whole
+    number of windows away, so the constraint is matched against the phase shifted by
+    the nearest multiples of `window`. The result lies inside the constraint. When
+    nothing overlaps, the policy or the server's clock changed: the constraint wins.
     """
-    lo, hi = now + reset_seconds - 1, now + reset_seconds + 1
-    if window and boundary:
-        b_lo, b_hi = boundary
-        windows = math.floor((now - b_lo) / window) + 1
-        p_lo, p_hi = b_lo + windows * window, b_hi + windows * window
-        if p_lo < hi and p_hi > lo:  # ignore a phase that contradicts `t` (the policy changed)
-            lo, hi = max(lo, p_lo), min(hi, p_hi)
-    return max(lo, now), hi
+    c_lo, c_hi = constraint
+    if phase is None:
+        return constraint
+    p_lo, p_hi = phase
+    if not window:
+        shifts: range | tuple[int, ...] = (0,)
+    else:
+        nearest = round(((c_lo + c_hi) - (p_lo + p_hi)) / 2 / window)
+        shifts = range(nearest - 1, nearest + 2)
+    step = window or 0.0
+    # Our clock and the server's may drift apart a little: widen the phase with each window carried.
+    overlaps = [(max(c_lo, p_lo + k * step - abs(k) * step * CLOCK_DRIFT),
+                 min(c_hi, p_hi + k * step + abs(k) * step * CLOCK_DRIFT)) for k in shifts]
+    overlaps = [(lo, hi) for lo, hi in overlaps if lo <= hi]
+    if not overlaps:
+        return constraint
+    return min(lo for lo, _ in overlaps), max(hi for _, hi in overlaps)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One response: its header values and the instants between which the server produced them."""
+
+    sent: float
+    received: float
+    remaining: int
+    reset_seconds: float
+
+
+def reset_after(obs: Observation) -> tuple[float, float]:
+    """When the window this response was counted in ends, from its `t` alone.
+
+    `t` is whole seconds, rounded either way by the server, so the reset is within a
+    second of (server time + t); the server time lies between send and receipt, and
+    the reset is after it.
+    """
+    return max(obs.sent, obs.sent + obs.reset_seconds - 1), obs.received + obs.reset_seconds + 1
 
 
 class Pacer:
-    """Shared by every request of one process, so the crawler and the watch poll split one budget."""
+    """Spreads each window's budget over the window; shared by every request of one process.
 
-    def __init__(self, reserve_share: float = 0.01, clock=time.monotonic) -> None:
+    Where the window ends is learnt, not assumed: every response bounds it by `t`; a
+    drop in `t` between two close responses pins its phase to within a second whatever
+    the server's rounding; a jump in `r` pins it to the gap between two requests. Fixed
+    windows make each of these hold for every later window too, so the bounds only
+    narrow. While the end is still uncertain by more than a couple of request slots,
+    the window's last usable call is held back as a probe at the middle of the
+    uncertain span: it either lands in the new window (the reset is before it) or in
+    the old one (after), halving the span each window until the pacer knows the reset
+    to about one slot and stops probing. It never counts on a reset before the latest
+    instant the evidence allows, so pacing alone never earns a 429.
+
+    The schedule aims to finish a window's budget `lead_share` of a window before its
+    earliest possible end: a crawl slowed by a busy CPU falls behind into that slack and
+    then runs as fast as it can, instead of leaving budget unused when the window turns.
+    """
+
+    def __init__(self, reserve_share: float = 0.01, lead_share: float = 0.1, max_lead: float = 10.0,
+                 clock=time.monotonic) -> None:
         self._reserve_share = reserve_share
+        self._lead_share = lead_share
+        self._max_lead = max_lead
         self._clock = clock
-        self._remaining: int | None = None
-        self._reset_lo = 0.0  # the window ends somewhere in [lo, hi)
-        self._reset_hi = 0.0
-        self._last_response: tuple[float, int] | None = None  # (when, r) of the previous response
-        self._boundary: tuple[float, float] | None = None  # a reset was seen between these two instants
+        self._remaining: int | None = None  # calls left in the current window, None when unknown
+        self._end: tuple[float, float] | None = None  # the current window ends in [lo, hi]
         self._quota: int | None = None
         self._window: float | None = None
+        self._last: Observation | None = None
         self._next_slot = 0.0
         self._in_flight = 0
+        self._peak_in_flight = 1
         self._lock = asyncio.Lock()
+        self._changed = asyncio.Event()
         self.waited_seconds = 0.0
 
     @property
     def reserve(self) -> int:
         return max(1, int((self._quota or 0) * self._reserve_share))
 
-    def delay(self) -> float:
-        """Seconds to wait before the next request may go (0 = now). Pure given the state."""
-        now = self._clock()
-        if self._remaining is None or now >= self._reset_hi:
+    @property
+    def window_end(self) -> tuple[float, float] | None:
+        """Bounds on when the current window ends, as far as the responses so far tell."""
+        return self._end
+
+    def _roll(self, now: float) -> None:
+        """Move past windows that have certainly ended: a fresh window has its whole quota."""
+        if self._end is None or now < self._end[1]:
+            return
+        if not self._window or self._quota is None:
+            self._end = self._remaining = None  # the next response says where we are
+            return
+        lo, hi = self._end
+        windows = math.floor((now - hi) / self._window) + 1
+        self._end = (lo + windows * self._window, hi + windows * self._window)
+        self._remaining = self._quota
+
+    def _plan(self) -> tuple[int, float, float | None]:
+        """(calls to spread before the window ends, when the spreading should finish, when to probe)."""
+        assert self._end is not None and self._remaining is not None
+        lo, hi = self._end
+        usable = self._remaining - self.reserve
+        slot = (self._window or 0.0) / (self._quota or 1)
+        probe_at = (lo + hi) / 2 if slot > 0 and hi - lo > 2 * slot and usable >= 1 else None
+        lead = min(self._max_lead, self._lead_share * (self._window or 0.0))
+        return usable - (0 if probe_at is None else 1), lo - lead, probe_at
+
+    def delay(self, now: float | None = None) -> float:
+        """Seconds to wait before the next request may go (0 = now)."""
+        now = self._clock() if now is None else now
+        self._roll(now)
+        if self._end is None or self._remaining is None:
             return 0.0
-        interval = pacing_interval(self._remaining, self._seconds_left(now), self.reserve)
-        if interval is None:
-            return self._reset_hi - now
-        return max(0.0, self._next_slot - now)
+        spread, finish, probe_at = self._plan()
+        if spread >= 1:
+            return 0.0 if now >= finish else max(0.0, self._next_slot - now)
+        if probe_at is not None:
+            return max(0.0, probe_at - now)
+        return self._end[1] - now  # out of budget: wait until the window has surely turned
 
-    def _seconds_left(self, now: float) -> float:
-        # Spread the budget up to the earliest possible reset: finishing a little early costs a
-        # short wait for `hi`; aiming late would leave budget unused when the window turns.
-        return self._reset_lo - now
-
-    async def acquire(self) -> None:
+    async def acquire(self) -> float:
+        """Wait for a slot; returns the instant the request may be considered sent."""
         async with self._lock:
-            while (wait := self.delay()) > 0:
-                self.waited_seconds += wait
-                await asyncio.sleep(wait)
-            now = self._clock()
-            if self._remaining is not None and now < self._reset_hi:
-                interval = pacing_interval(self._remaining, self._seconds_left(now), self.reserve) or 0.0
+            while True:
+                now = self._clock()
+                wait = self.delay(now)
+                if wait <= 0:
+                    break
+                self._changed.clear()
+                with contextlib.suppress(TimeoutError):
+                    # A response may show the reset early (the probe): look again then.
+                    await asyncio.wait_for(self._changed.wait(), wait)
+                self.waited_seconds += self._clock() - now
+            if self._remaining is not None:
+                spread, finish, _ = self._plan()
+                self._next_slot = now + (pacing_interval(spread, finish - now) if spread >= 1 else 0.0)
                 self._remaining -= 1
-                self._next_slot = now + interval
             self._in_flight += 1
+            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
+            return now
 
-    def release(self, info: RateLimitInfo | None) -> None:
-        """Called once per request with what its response said (None on a network failure)."""
+    def release(self, info: RateLimitInfo | None, sent: float) -> None:
+        """Called once per request that `acquire` let through, with what its response said (None: no answer)."""
         self._in_flight -= 1
         if info is None:
             return
-        now = self._clock()
-        if self._last_response is not None and info.remaining > self._last_response[1]:
-            self._boundary = (self._last_response[0], now)  # only a new window gives budget back
-        self._last_response = (now, info.remaining)
+        obs = Observation(sent, self._clock(), info.remaining, info.reset_seconds)
         if info.window is not None:
             self._window = info.window
-        self._reset_lo, self._reset_hi = reset_bounds(now, info.reset_seconds, self._window, self._boundary)
-        # Requests still in flight were not counted in this response's `r` yet.
-        self._remaining = max(0, info.remaining - self._in_flight)
         if info.quota is not None:
             self._quota = info.quota
+        last, self._last = self._last, obs
+        if last is not None and self._window:
+            if obs.remaining > last.remaining + self._peak_in_flight:
+                # Only a new window gives budget back: the reset fell between the two.
+                self._end = intersect_phase(self._end, (last.sent, obs.received), self._window)
+            elif (obs.reset_seconds < last.reset_seconds
+                  and obs.received - last.sent < min(1.0, self._window / 3)):
+                # `t` stepped down to obs.t in between: the reset is obs.t (ceil) to obs.t + 1 (floor)
+                # seconds after that step.
+                step = (last.sent + obs.reset_seconds, obs.received + obs.reset_seconds + 1)
+                self._end = intersect_phase(self._end, step, self._window)
+        self._end = intersect_phase(self._end, reset_after(obs), self._window)
+        # Requests still in flight may not be counted in this response's `r` yet.
+        self._remaining = max(0, obs.remaining - self._in_flight)
+        self._changed.set()
 
     def exhausted_until(self, info: RateLimitInfo) -> None:
-        """A 429 arrived: nothing more until the window resets."""
-        self._remaining = 0
+        """A 429 arrived: what the pacer knew of the window was wrong; nothing more until it resets."""
         now = self._clock()
-        self._reset_lo, self._reset_hi = reset_bounds(now, info.reset_seconds, self._window, self._boundary)
-        self._reset_hi = max(self._reset_hi, now + info.reset_seconds + 1)  # as huggingface_hub: t + 1
+        self._remaining = 0
+        self._end = (now, now + info.reset_seconds + 1)  # as huggingface_hub: t + 1
