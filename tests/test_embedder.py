@@ -142,6 +142,8 @@ async def test_run_worker_returns_promptly_after_stop(data_dir: Path) -> None:
     # What was claimed but not finished is still queued; nothing is lost.
     embedded = conn.execute("SELECT count(*) FROM embeddings").fetchone()[0]
     assert embedded + len(_jobs(conn)) == 50
+    # The rest of the claim in hand is handed back: free at once, no attempt counted.
+    assert all(r["lease_until"] is None and r["attempts"] == 0 for r in _jobs(conn))
     worker.close()
     conn.close()
 
