@@ -28,6 +28,8 @@ import os
 import random
 import re
 import signal
+import socket
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -49,9 +51,35 @@ from core.store import connect  # noqa: E402
 SHARES = {Kind.MODEL: 0.70, Kind.DATASET: 0.15, Kind.SPACE: 0.12, Kind.PAPER: 0.03}
 
 
-def start_fakehub(total: int) -> tuple[subprocess.Popen[str], str]:
+def start_fakehub(total: int, data_dir: Path) -> tuple[subprocess.Popen[str], str]:
+    """The same fake Hub on the same port for a data directory, run after run.
+
+    The crawler resumes an interrupted full sync from the page URL it saved, host and port
+    included, and every run here interrupts one: on another port, the next run's "writer" would
+    retry a dead address for the whole run and write nothing.
+    """
     sizes = {kind.plural: int(total * SHARES[kind]) for kind in ALL_KINDS}
-    return harness.start_fakehub(**sizes, extra=("--seed", "1"))
+    saved = data_dir / "fakehub-port"
+    port = int(saved.read_text()) if saved.exists() else harness.free_port()
+    try:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", port))
+    except OSError:
+        port = harness.free_port()  # taken: the saved cursor is lost, the next full sync starts over
+    saved.write_text(str(port))
+    return harness.start_fakehub(**sizes, extra=("--seed", "1"), port=port)
+
+
+def count_commits(db_path: Path, done: threading.Event, commits: list[int]) -> None:
+    """How many times another connection committed while the load ran: proof that the writer wrote."""
+    conn = sqlite3.connect(f"{db_path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+    last = conn.execute("PRAGMA data_version").fetchone()[0]
+    while not done.wait(0.05):
+        now = conn.execute("PRAGMA data_version").fetchone()[0]
+        if now != last:
+            commits.append(1)
+            last = now
+    conn.close()
 
 
 def crawl(env: dict[str, str]) -> subprocess.Popen[str]:
@@ -210,7 +238,7 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PROMETHEUS_", "HF_", "TELEGRAM_"))}
     env.update(PROMETHEUS_DATA_DIR=str(data_dir), PROMETHEUS_CONFIG=str(config), HF_HUB_OFFLINE="1",
                PYTHONUNBUFFERED="1")
-    hub, hub_url = start_fakehub(args.items)
+    hub, hub_url = start_fakehub(args.items, data_dir)
     env["HF_ENDPOINT"] = hub_url
     server: subprocess.Popen[str] | None = None
     writer: subprocess.Popen[str] | None = None
@@ -243,7 +271,14 @@ def main() -> int:
         if not args.no_writer:
             crawler_thread.start()
         load_before = _loadavg()
+        commits: list[int] = []
+        counting = threading.Event()
+        counter = threading.Thread(target=count_commits, args=(db_path, counting, commits), daemon=True)
+        counter.start()
         report = asyncio.run(load(base, sample, args.clients, args.seconds, args.think_ms / 1000))
+        counting.set()
+        counter.join(5)
+        report["commits_seen"] = len(commits)  # at 50 ms sampling: a lower bound
         report["loadavg_before"], report["loadavg_after"] = load_before, _loadavg()
         report["cache_lookups"] = asyncio.run(_cache_lookups(base))
         done.set()
@@ -272,8 +307,8 @@ def main() -> int:
             print(f"    {name:<16} n={figures['n']:>6}  p50 {figures['p50_ms']:>7} ms  p99 {figures['p99_ms']:>7} ms"
                   f"  errors {figures['errors']}")
         if "crawl_passes_finished" in report:
-            print(f"  full crawl passes finished during the run: {report['crawl_passes_finished']} "
-                  f"(the crawler wrote throughout)")
+            print(f"  full crawl passes finished during the run: {report['crawl_passes_finished']}; "
+                  f"database commits seen during the load: {report['commits_seen']}")
     return 0 if report["errors"] == 0 else 1
 
 

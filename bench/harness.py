@@ -17,9 +17,9 @@ def free_port() -> int:
 
 
 def start_fakehub(*, models: int, datasets: int = 0, spaces: int = 0, papers: int = 0,
-                  extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen[str], str]:
-    """`main.py fakehub` on a free port; returns once it listens (it prints one line then)."""
-    port = free_port()
+                  extra: tuple[str, ...] = (), port: int | None = None) -> tuple[subprocess.Popen[str], str]:
+    """`main.py fakehub` on `port` (default: a free one); returns once it listens (it prints one line then)."""
+    port = port or free_port()
     proc = subprocess.Popen(
         [sys.executable, str(ROOT / "main.py"), "fakehub", "--port", str(port), "--models", str(models),
          "--datasets", str(datasets), "--spaces", str(spaces), "--papers", str(papers), *extra],

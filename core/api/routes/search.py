@@ -34,7 +34,7 @@ PARAM_COUNT_MAX = 30  # characters of a parameter count ("7B", "  1.5 b ")
 
 
 async def search_thread(request: web.Request, fn: Callable[..., T], *args: Any) -> T:
-    """`fn(*args)` on the app's search threads (one per core)."""
+    """`fn(*args)` on the app's search threads."""
     return await asyncio.get_running_loop().run_in_executor(request.app["search_pool"], fn, *args)
 
 
