@@ -46,6 +46,7 @@ _QUERY_CACHE = 256
 EXACT_MAX = 1_500
 POPULAR_WALK = 300  # larger match sets: the most popular items of each kind checked for the words …
 RECENT_POOL = 150  # … and the newest FTS matches of each kind
+POPULAR_TTL_S = 60.0  # a newly popular item joins the popular candidates within this time
 MAX_EXPANSIONS = 17  # a prefix with more indexed terms than this stays an FTS prefix query
 VOCAB_TTL_S = 600.0
 _VOCAB_CACHE = 4096
@@ -305,6 +306,7 @@ class SearchEngine:
         self._lock = threading.Lock()
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._vocab: OrderedDict[str, tuple[float, list[str] | None]] = OrderedDict()
+        self._popular_cache: dict[Kind, tuple[float, list[tuple[int, str]]]] = {}
         from core.embedder import index_dir
 
         self.index = IndexReader(IndexStore(index_dir(config)))
@@ -329,9 +331,10 @@ class SearchEngine:
         if self._model is None:
             with self._lock:
                 if self._model is None:
-                    from core.embedder import load_model
+                    # Not the worker's sentence-transformers: torch alone would double this process's RSS.
+                    from core.query_encoder import load_query_encoder
 
-                    self._model = load_model(self.config.embedding_model, self.config.embedding_precision)
+                    self._model = load_query_encoder(self.config.embedding_model, self.config.embedding_precision)
         return self._model
 
     def close(self) -> None:
@@ -494,6 +497,8 @@ class SearchEngine:
             count = self.conn.execute(
                 "SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH ? "
                 "AND rowid BETWEEN ? AND ? LIMIT ?)", (match, lo, hi, EXACT_MAX + 1)).fetchone()[0]
+            if count == 0:
+                return []
             if count <= EXACT_MAX:
                 return self._fts_ranked(match, lo, hi, filters, needed, count)
             return self._fts_large(match, tokens, any_term, kinds, needed)
@@ -524,30 +529,43 @@ class SearchEngine:
         Candidates per kind: the POPULAR_WALK most popular items whose text has the words, and the
         RECENT_POOL newest matches from FTS (both bounded, whatever the match count). Ranked by the
         share of the words found in the name, then by popularity, as the Hub itself ranks such queries.
+        Only the `needed` best are read in full.
         """
         required = 1 if any_term else len(tokens)
         words = [" " + t for t in tokens]
-        hits: list[SearchHit] = []
+        scored: list[tuple[int, float]] = []
         for kind in kinds:
             lo, hi = key_range(kind)
-            name, text = ("t.title", _PAPER_TEXT) if kind is Kind.PAPER else ("t.id", _REPO_TEXT)
+            name = "t.title" if kind is Kind.PAPER else "t.id"
             popularity = _POPULARITY[kind]
-            name_hits = " + ".join(f"(instr({_normalised(name)}, ?) > 0)" for _ in words)
-            text_hits = " + ".join("(instr(p.txt, ?) > 0)" for _ in words)
+            popular = [pk for pk, text in self._popular(kind) if sum(w in text for w in words) >= required]
             sql = (
-                f"SELECT {_columns(kind)}, {name_hits} AS name_hits FROM {kind.table} t WHERE t.pk IN ("
-                f"SELECT pk FROM (SELECT rowid - {lo} AS pk FROM search_fts WHERE search_fts MATCH ? "
-                f"AND rowid BETWEEN {lo} AND {hi} ORDER BY rowid DESC LIMIT {RECENT_POOL}) "
-                f"UNION ALL SELECT p.pk FROM (SELECT t.pk, {_normalised(text)} AS txt FROM {kind.table} t "
-                f"ORDER BY t.{popularity} DESC LIMIT {POPULAR_WALK}) p WHERE {text_hits} >= {required}"
-                f") AND t.deleted_at IS NULL ORDER BY name_hits DESC, t.{popularity} DESC LIMIT ?"
+                f"SELECT t.pk, {_normalised(name)} AS name, t.{popularity} AS popularity FROM {kind.table} t "
+                f"WHERE t.pk IN (SELECT pk FROM (SELECT rowid - {lo} AS pk FROM search_fts "
+                f"WHERE search_fts MATCH ? AND rowid BETWEEN {lo} AND {hi} ORDER BY rowid DESC LIMIT {RECENT_POOL}) "
+                f"UNION ALL SELECT value FROM json_each(?)) AND t.deleted_at IS NULL"
             )
-            for row in self.conn.execute(sql, [*words, match, *words, needed]):
-                hit = hit_from_row(kind, row, 0.0)
-                hit.score = row["name_hits"] / len(tokens) + math.log10(1 + (row[popularity] or 0)) / 10
-                hits.append(hit)
-        hits.sort(key=lambda h: h.score, reverse=True)
-        return hits[:needed]
+            candidates = [(sum(w in (row[1] or "") for w in words), row[2], row[0])
+                          for row in self.conn.execute(sql, (match, orjson.dumps(popular).decode()))]
+            candidates.sort(key=lambda c: (c[0], c[1] is not None, c[1] or 0), reverse=True)
+            scored += [(lo | pk, hits / len(tokens) + math.log10(1 + (pop or 0)) / 10)
+                       for hits, pop, pk in candidates[:needed]]
+        scored.sort(key=lambda pair: pair[1], reverse=True)
+        return self._hydrate(scored[:needed], None)
+
+    def _popular(self, kind: Kind) -> list[tuple[int, str]]:
+        """The POPULAR_WALK most popular items of `kind` (deleted ones too: hydration drops them) with
+        their normalised text; cached for POPULAR_TTL_S, since normalising the text is most of the cost."""
+        now = time.monotonic()
+        cached = self._popular_cache.get(kind)
+        if cached is not None and now - cached[0] < POPULAR_TTL_S:
+            return cached[1]
+        text = _PAPER_TEXT if kind is Kind.PAPER else _REPO_TEXT
+        rows = [(r[0], r[1]) for r in self.conn.execute(
+            f"SELECT t.pk, {_normalised(text)} FROM {kind.table} t "
+            f"ORDER BY t.{_POPULARITY[kind]} DESC LIMIT {POPULAR_WALK}") if r[1] is not None]
+        self._popular_cache[kind] = (now, rows)
+        return rows
 
     def _fts_joined(self, match: str, filters: SearchFilters | None, needed: int, sort: str) -> list[SearchHit]:
         """Filters beyond the kind, or a sort other than relevance: the FTS matches joined to their rows."""

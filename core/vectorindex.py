@@ -155,13 +155,17 @@ class IndexStore:
             return None
         return IndexMeta(**data)
 
-    def load(self) -> LoadedIndex | None:
+    def load(self, *, mmap: bool = False) -> LoadedIndex | None:
+        """The current index. `mmap`: an IVF index's lists stay in the file, mapped read-only (for
+        readers: the pages are the page cache's, shared by every search process, not anonymous memory;
+        the mapping outlives the file's unlinking when a newer version replaces it)."""
+        flags = faiss.IO_FLAG_MMAP if mmap else 0
         for _ in range(3):  # a writer may replace the file between reading the pointer and opening it
             meta = self.read_meta()
             if meta is None:
                 return None
             try:
-                index = faiss.read_index(str(self.directory / meta.file))
+                index = faiss.read_index(str(self.directory / meta.file), flags)
             except RuntimeError:
                 if (self.directory / meta.file).exists():
                     raise
@@ -213,7 +217,7 @@ class IndexReader:
         with self._lock:
             version = self.store.version()
             if version != self._version:
-                loaded = self.store.load()
+                loaded = self.store.load(mmap=True)
                 self._loaded, self._version = loaded, version
                 log.info("vector_index_loaded", version=version,
                          count=loaded.meta.count if loaded else 0)

@@ -18,7 +18,7 @@ import pytest
 
 from core.kinds import Kind
 from core.search import SearchEngine, SearchFilters
-from tests.search_helpers import embed_all, make_config, paper, real_model, repo, write_corpus
+from tests.search_helpers import embed_all, make_config, paper, repo, write_corpus
 
 FAMILIES = [("meta-llama", "Llama-2", ["7b", "13b", "70b"]), ("meta-llama", "Meta-Llama-3", ["8B", "70B"]),
             ("mistralai", "Mistral", ["7B"]), ("Qwen", "Qwen2.5", ["0.5B", "1.5B", "7B", "14B", "72B"]),
@@ -188,7 +188,7 @@ def corpus_engine(tmp_path_factory: pytest.TempPathFactory):
     config = make_config(data_dir)
     write_corpus(config.db_path, corpus)
     embed_all(config)
-    engine = SearchEngine(config, model=real_model())
+    engine = SearchEngine(config)
     yield corpus, engine
     engine.close()
 

@@ -12,6 +12,7 @@ import pytest
 
 from core.kinds import Kind
 from core.search import (
+    EXACT_MAX,
     SearchEngine,
     SearchFilters,
     filter_clauses,
@@ -27,7 +28,6 @@ from tests.conftest import PROJECT_ROOT, cli_env, run_cli
 from tests.search_helpers import (
     embed_all,
     make_config,
-    real_model,
     repo,
     small_corpus,
     write_corpus,
@@ -88,7 +88,7 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
         mark_deleted(conn, Kind.MODEL, "gone/deleted-llama", utcnow())
     conn.close()
     embed_all(config)
-    search_engine = SearchEngine(config, model=real_model())
+    search_engine = SearchEngine(config)  # queries through the search path's own (numpy) encoder
     yield search_engine
     search_engine.close()
 
@@ -185,11 +185,34 @@ def test_similar(engine: SearchEngine) -> None:
         engine.similar(Kind.MODEL, "nobody/nothing")
 
 
+def test_keyword_over_more_matches_than_bm25_ranks(data_dir: Path) -> None:
+    """Past EXACT_MAX matches: name matches first, then popularity; deletions honoured despite the caches."""
+    config = make_config(data_dir)
+    models = [repo(f"org{i}/tool-{i}", downloads=i, tags=["widget"]) for i in range(EXACT_MAX + 200)]
+    models += [repo("gone/widget-gone", downloads=10**7, tags=["widget"]),
+               repo("acme/widget-big", downloads=10**6), repo("acme/widget-small", downloads=5)]
+    write_corpus(config.db_path, {Kind.MODEL: models})
+    conn = connect(config.db_path)
+    with write_tx(conn):
+        mark_deleted(conn, Kind.MODEL, "gone/widget-gone", utcnow())
+    engine = SearchEngine(config)
+    top = EXACT_MAX + 199
+    expected = ["acme/widget-big", "acme/widget-small", f"org{top}/tool-{top}", f"org{top - 1}/tool-{top - 1}"]
+    assert ids(engine.search("widget", limit=4)) == expected
+    # No item has both words: any word, same order.
+    assert ids(engine.search("widget qqqq", limit=4)) == expected
+    with write_tx(conn):
+        mark_deleted(conn, Kind.MODEL, "acme/widget-big", utcnow())
+    conn.close()
+    assert ids(engine.search("widget", limit=3)) == expected[1:4]
+    engine.close()
+
+
 def test_updates_and_deletions_reach_a_running_engine(data_dir: Path) -> None:
     config = make_config(data_dir)
     write_corpus(config.db_path, small_corpus())
     embed_all(config)
-    engine = SearchEngine(config, model=real_model())
+    engine = SearchEngine(config)
     query = "a robot that folds laundry"
     assert "acme/laundry-bot" not in ids(engine.search(query, mode="semantic"))
     conn = connect(config.db_path)
