@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,32 +63,44 @@ def full_sync(models: int) -> None:
     print(f"  crawler peak RSS        {after.ru_maxrss / 1024:.0f} MiB")
 
 
-async def _budgeted(url: str, seconds: float, tmp: str) -> tuple[int, int, float]:
+async def _budgeted(url: str, seconds: float, tmp: str) -> tuple[float, float]:
+    """Crawl for `seconds` through one paced client; (elapsed, seconds the pacer held requests back)."""
     client = HubClient(url)
     crawler = Crawler(Path(tmp) / "prometheus.db", client, page_size=100)
     task = asyncio.create_task(crawler.sync(Kind.MODEL, FULL))
     started = time.monotonic()
     await asyncio.sleep(seconds)
     crawler.request_stop()
-    await task
+    await task  # the page in flight still counts, so the clock runs until it is in
     elapsed = time.monotonic() - started
     await client.close()
     crawler.close()
-    return client.requests, client.rate_limited, elapsed
+    return elapsed, client.pacer.waited_seconds
 
 
 def budgeted(quota: int, window: float, seconds: float) -> None:
     # Enough items that the crawl outlasts the measurement at 100 items a page.
     hub, url = start_fakehub(models=int(quota / window * seconds * 100 * 2),
                              extra=("--quota", str(quota), "--window", str(window)))
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        requests, limited, elapsed = asyncio.run(_budgeted(url, seconds, tmp))
+        elapsed, held = asyncio.run(_budgeted(url, seconds, tmp))
+    # The Hub's own count: every request it answered, and how many of those were 429s.
+    with urllib.request.urlopen(f"{url}/_fake/admin/stats") as response:
+        stats = json.load(response)
     hub.terminate()
     hub.wait()
+    accepted = stats["request_count"] - stats["rate_limited_count"]
+    # The budget is the quota's rate over the run: `quota` calls per `window` seconds of it. The
+    # Hub's first window opened as it began to listen, just before the crawl, so the run's windows
+    # line up with the Hub's; a partial window at either end counts for the part the run spent in it.
     budget = quota / window * elapsed
-    print(f"budgeted crawl: quota {quota} per {window:g} s for {elapsed:.1f} s")
-    print(f"  requests {requests}, budget {budget:.0f}: {requests / budget:.1%} of the budget (target >= 95%)")
-    print(f"  429 responses           {limited}   (target 0)")
+    print(f"budgeted crawl: quota {quota} per {window:g} s for {elapsed:.1f} s "
+          f"(load average {load_before:.1f} -> {os.getloadavg()[0]:.1f})")
+    print(f"  requests {accepted}, budget {budget:.0f}: {accepted / budget:.1%} of the budget (target >= 95%)")
+    print(f"  429 responses           {stats['rate_limited_count']}   (target 0)")
+    # Near zero when the budget went unused: then the crawler, not the pacer, set the pace.
+    print(f"  pacer held requests back {held:.1f} s of {elapsed:.1f} s")
 
 
 def main() -> None:
