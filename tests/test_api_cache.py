@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from core.api.cache import CachePolicy, ResultCache
+from core.api.cache import REFRESH_BELOW, CachePolicy, ResultCache
 from core.store import connect, write_tx
 from tests.conftest import HubThread, cli_env, run_cli
 from tests.test_api import ApiServer, Mirror
@@ -139,7 +139,23 @@ def test_stale_entries_are_served_only_within_max_stale(tmp_path: Path) -> None:
         assert count == 2
         assert await cache.get("k", compute) == 2  # fresh again: the refresh saw the current version
 
+        # Busy (other computations running): the stale answer, and no refresh competing with them.
         await asyncio.to_thread(_write, path, 2)
+        gate = asyncio.Event()
+
+        async def slow() -> int:
+            await gate.wait()
+            return -1
+
+        busy = [asyncio.ensure_future(cache.get(f"busy-{i}", slow)) for i in range(REFRESH_BELOW)]
+        await asyncio.sleep(0)
+        assert await cache.get("k", compute) == 2
+        await asyncio.sleep(0.05)
+        assert count == 2
+        gate.set()
+        await asyncio.gather(*busy)
+
+        await asyncio.to_thread(_write, path, 3)
         cache.policy = CachePolicy(max_entries=10, max_stale_seconds=0, revalidate_seconds=0)
         assert await cache.get("k", compute) == 3  # past both: computed before answering
         cache.close()

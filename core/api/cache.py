@@ -9,7 +9,9 @@ other connection commits). An entry from the current version is always served. W
 writes a page every second or so, every entry goes out of date at once, so an older entry is
 - served as it is while younger than `max_stale_seconds` (2 s);
 - served while younger than `revalidate_seconds` (30 s), and recomputed in the background, so the
-  next request for it gets the new answer (stale-while-revalidate: a popular query never waits);
+  next request for it gets the new answer (stale-while-revalidate: a popular query never waits),
+  unless the server is busy (REFRESH_BELOW computations already running): a background refresh
+  costs as much as a miss, and under overload the CPU is better spent on requests that wait;
 - otherwise recomputed before answering.
 An answer is thus never older than `revalidate_seconds`, and usually one search behind the data.
 Both 0: every commit invalidates everything.
@@ -42,6 +44,7 @@ DEFAULT_MAX_ENTRIES = 4096
 DEFAULT_MAX_ROWS = 50_000  # results and list items held in all, ~1-2 KB each: a bound on memory
 DEFAULT_MAX_STALE_SECONDS = 2.0
 DEFAULT_REVALIDATE_SECONDS = 30.0
+REFRESH_BELOW = 2  # background refreshes start only while fewer computations than this are running
 _VERSION_BUSY_MS = 20  # the data-version read runs on the event loop: never wait long for it
 
 
@@ -162,7 +165,8 @@ class ResultCache:
             if age < self.policy.revalidate_seconds:
                 self._entries.move_to_end(key)
                 self._count("stale")
-                self._start(key, version, compute, rows)
+                if len(self._in_flight) < REFRESH_BELOW:
+                    self._start(key, version, compute, rows)
                 return entry.value  # type: ignore[no-any-return]
         self._count("miss")
         # Shielded: a client that goes away must not cancel the work others are waiting for.
