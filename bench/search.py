@@ -4,14 +4,18 @@
 
 1. Writes `--items` synthetic Hub items (models, datasets, Spaces, papers) through the crawler's page writer.
 2. Worker throughput: queues `--encode-texts` of them and runs the real worker until idle; then raw
-   `model.encode` on the very same texts in the same process (the worker's overhead is the difference).
+   `model.encode` on the very same texts in the same process (the worker's overhead is the difference),
+   `--worker-rounds` times interleaved, median ratio reported. `--only-worker` stops after this step.
 3. Embeds `--sample` items for real, and spreads them to every other item by small Gaussian perturbations
    (σ = 0.02 per dimension, renormalised) — so the vectors keep the real embeddings' cluster structure,
    which uniform random vectors would not (ANN recall on those is meaningless).
 4. Builds the index (`index build` path: exact below 100k vectors, IVF-SQ8 above) and times it.
 5. In a separate search process (so its RSS is a search process's): keyword p50/p95 over words drawn from
    the corpus, semantic p50/p95 (query embedding included, and index+hydration only), recall@10 of the
-   served semantic results against brute-force exact top-10.
+   served semantic results against brute-force exact top-10. Latencies also as CPU time (wall time on
+   shared cores mostly measures the neighbours); RSS by stage, anonymous vs file-backed (mmap'd index
+   lists and model weights), and the peak (VmHWM).
+   `--search-only --data-dir DIR` repeats this step alone on a data dir an earlier run kept.
 """
 
 from __future__ import annotations
@@ -20,7 +24,6 @@ import argparse
 import json
 import os
 import random
-import resource
 import subprocess
 import sys
 import tempfile
@@ -247,6 +250,15 @@ def keyword_latency(engine, queries: int) -> dict:  # type: ignore[no-untyped-de
             "keyword_cpu_p95_ms": round(percentile(cpu_ms, 95), 2)}
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS. Not `ru_maxrss`: that keeps the high-water mark of the image it was
+    exec'd from, so a search process started by this (torch-holding) bench reported the bench's RSS."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def rss_mb() -> dict[str, float]:
     """This process's resident memory now: anonymous (its own) and file-backed (page cache it maps)."""
     fields = {}
@@ -270,19 +282,20 @@ def search_process(data_dir: str, queries: int, semantic_queries: list[str]) -> 
     stages["query_encoder_loaded"] = rss_mb()
     loaded = engine.index.get()
     stages["index_loaded"] = rss_mb()
-    semantic_ms, index_ms, recalls = [], [], []
+    semantic_ms, index_ms, cpu_ms, recalls = [], [], [], []
     conn = engine.conn
     for q in semantic_queries:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         vector = engine.embed_query(q)
         mid = time.perf_counter()
         hits = engine._nearest(vector, None, 10)
         done = time.perf_counter()
+        cpu_ms.append((time.process_time() - cpu_started) * 1000)
         semantic_ms.append((done - started) * 1000)
         index_ms.append((done - mid) * 1000)
         recalls.append((vector, [h.key for h in hits]))
     stages["after_semantic"] = rss_mb()
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak_mb = peak_rss_mb()
     # Exact top-10 by brute force over every stored vector (after the RSS reading: it loads them all).
     matrix_q = np.stack([v for v, _ in recalls])
     best_scores = np.full((len(recalls), 10), -2.0, dtype=np.float32)
@@ -303,6 +316,8 @@ def search_process(data_dir: str, queries: int, semantic_queries: list[str]) -> 
         **keyword,
         "semantic_p50_ms": round(percentile(semantic_ms, 50), 2),
         "semantic_p95_ms": round(percentile(semantic_ms, 95), 2),
+        "semantic_cpu_p50_ms": round(percentile(cpu_ms, 50), 2),
+        "semantic_cpu_p95_ms": round(percentile(cpu_ms, 95), 2),
         "semantic_index_only_p50_ms": round(percentile(index_ms, 50), 2),
         "semantic_index_only_p95_ms": round(percentile(index_ms, 95), 2),
         "recall_at_10_vs_exact": round(recall, 4), "search_process_peak_rss_mb": round(peak_mb, 1),
@@ -336,7 +351,7 @@ def main() -> None:
         populated = round(populate(config.db_path, args.items), 1) if have == 0 else None
         engine = SearchEngine(config)
         result = {"items": have or args.items, "populate_s": populated} | keyword_latency(engine, args.queries)
-        result["search_process_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        result["search_process_peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(result, indent=2))
         return
     if args.search_only:

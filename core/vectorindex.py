@@ -166,6 +166,10 @@ class IndexStore:
                 return None
             try:
                 index = faiss.read_index(str(self.directory / meta.file), flags)
+                if mmap and isinstance(index, faiss.IndexIVF):
+                    # Its default 32 prefetch threads per search cost more than the page faults they
+                    # save (1M vectors, busy 2 cores: p95 9.5 ms against 1.8 ms without).
+                    faiss.downcast_InvertedLists(index.invlists).prefetch_nthread = 0
             except RuntimeError:
                 if (self.directory / meta.file).exists():
                     raise
