@@ -102,29 +102,46 @@ def test_intersect_phase_carries_over_whole_windows() -> None:
     assert intersect_phase((99.0, 101.0), (110.5, 111.5), 10) == pytest.approx((110.5, 111.0), abs=0.01)
     # A constraint that contradicts the phase (the policy or the server changed) replaces it.
     assert intersect_phase((100.0, 100.05), (104.0, 106.0), 10) == (104.0, 106.0)
-    # Without a window nothing carries over: only the same reset can be narrowed.
-    assert intersect_phase((100.0, 102.0), (101.0, 103.0), None) == (101.0, 102.0)
 
 
-async def test_pacer_waits_for_reset_when_exhausted() -> None:
+async def test_pacer_probes_the_reset_then_waits_for_it() -> None:
     clock = FakeClock()
     pacer = Pacer(clock=clock)
     assert pacer.delay() == 0
     sent = await pacer.acquire()
     clock.now += 0.01
     pacer.release(info(r=3, t=10), sent)
-    # Three left: two (1%) held in reserve, the third kept to probe the middle of the 2 s the reset may fall in.
+    # Three left: two (1%) held in reserve, the third kept to probe the 2 s the reset may fall in,
+    # first two slots (2 x 10 s / 200) after its earliest instant, where rounding t up puts it.
     lo, hi = pacer.window_end
-    assert pacer.delay() == pytest.approx((lo + hi) / 2 - clock.now)
-    clock.now = (lo + hi) / 2
+    assert hi - lo == pytest.approx(2.01)
+    assert pacer.delay() == pytest.approx(lo + 0.1 - clock.now)
+    clock.now = lo + 0.1
     sent = await pacer.acquire()
     clock.now += 0.01
     pacer.release(info(r=2, t=1), sent)  # the probe landed before the reset
     # The reset is after the probe; only the reserve is left: wait until the window has surely turned.
-    assert pacer.window_end == pytest.approx(((lo + hi) / 2, hi))
+    assert pacer.window_end == pytest.approx((lo + 0.1, hi))
     assert pacer.delay() == pytest.approx(hi - clock.now)
     clock.now = hi
     assert pacer.delay() == 0  # a new window: its whole quota
+    sent = await pacer.acquire()
+    clock.now += 0.01
+    pacer.release(info(r=3, t=9), sent)
+    # That probe missed: from now on probes halve what is left of the span.
+    lo, hi = pacer.window_end
+    assert pacer.delay() == pytest.approx((lo + hi) / 2 - clock.now)
+
+
+async def test_pacer_without_a_policy_header_goes_by_t_alone() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock)
+    sent = await pacer.acquire()
+    clock.now += 0.01
+    pacer.release(RateLimitInfo(remaining=1, reset_seconds=5), sent)
+    assert pacer.delay() == pytest.approx(6.0)  # the last call is the reserve: wait t + 1
+    clock.now += 6.0
+    assert pacer.delay() == 0  # no quota known: go, and let the next response say where we are
 
 
 async def test_pacer_spreads_requests_and_finishes_early() -> None:

@@ -14,7 +14,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 _PARAM = re.compile(r";\s*([a-z]+)=([0-9.]+)")
@@ -73,7 +73,7 @@ def pacing_interval(usable: int, seconds_left: float) -> float:
 
 
 def intersect_phase(phase: tuple[float, float] | None, constraint: tuple[float, float],
-                    window: float | None) -> tuple[float, float]:
+                    window: float) -> tuple[float, float]:
     """Narrow where a reset falls with one more observation of it.
 
     `phase` holds one reset instant; with fixed windows every other reset is a whole
@@ -85,15 +85,11 @@ def intersect_phase(phase: tuple[float, float] | None, constraint: tuple[float, 
     if phase is None:
         return constraint
     p_lo, p_hi = phase
-    if not window:
-        shifts: range | tuple[int, ...] = (0,)
-    else:
-        nearest = round(((c_lo + c_hi) - (p_lo + p_hi)) / 2 / window)
-        shifts = range(nearest - 1, nearest + 2)
-    step = window or 0.0
+    nearest = round(((c_lo + c_hi) - (p_lo + p_hi)) / 2 / window)
     # Our clock and the server's may drift apart a little: widen the phase with each window carried.
-    overlaps = [(max(c_lo, p_lo + k * step - abs(k) * step * CLOCK_DRIFT),
-                 min(c_hi, p_hi + k * step + abs(k) * step * CLOCK_DRIFT)) for k in shifts]
+    overlaps = [(max(c_lo, p_lo + k * window - abs(k) * window * CLOCK_DRIFT),
+                 min(c_hi, p_hi + k * window + abs(k) * window * CLOCK_DRIFT))
+                for k in range(nearest - 1, nearest + 2)]
     overlaps = [(lo, hi) for lo, hi in overlaps if lo <= hi]
     if not overlaps:
         return constraint
@@ -128,11 +124,13 @@ class Pacer:
     the server's rounding; a jump in `r` pins it to the gap between two requests. Fixed
     windows make each of these hold for every later window too, so the bounds only
     narrow. While the end is still uncertain by more than a couple of request slots,
-    the window's last usable call is held back as a probe at the middle of the
-    uncertain span: it either lands in the new window (the reset is before it) or in
-    the old one (after), halving the span each window until the pacer knows the reset
-    to about one slot and stops probing. It never counts on a reset before the latest
-    instant the evidence allows, so pacing alone never earns a 429.
+    the window's last usable call is held back as a probe: it either lands in the new
+    window (the reset is before it) or in the old one (after). The first probe goes two
+    slots after the earliest possible reset, where a server that rounds `t` up puts it;
+    once a probe has missed, probes go to the middle of the span, halving it each
+    window, until the pacer knows the reset to about two slots and stops probing. It
+    never counts on a reset before the latest instant the evidence allows, so pacing
+    alone never earns a 429.
 
     The schedule aims to finish a window's budget `lead_share` of a window before its
     earliest possible end: a crawl slowed by a busy CPU falls behind into that slack and
@@ -140,7 +138,7 @@ class Pacer:
     """
 
     def __init__(self, reserve_share: float = 0.01, lead_share: float = 0.1, max_lead: float = 10.0,
-                 clock=time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._reserve_share = reserve_share
         self._lead_share = lead_share
         self._max_lead = max_lead
@@ -151,6 +149,8 @@ class Pacer:
         self._window: float | None = None
         self._last: Observation | None = None
         self._next_slot = 0.0
+        self._probe_sent: float | None = None
+        self._probe_early = True  # until a probe misses: see the class docstring
         self._in_flight = 0
         self._peak_in_flight = 1
         self._lock = asyncio.Lock()
@@ -184,7 +184,9 @@ class Pacer:
         lo, hi = self._end
         usable = self._remaining - self.reserve
         slot = (self._window or 0.0) / (self._quota or 1)
-        probe_at = (lo + hi) / 2 if slot > 0 and hi - lo > 2 * slot and usable >= 1 else None
+        probe_at = None
+        if slot > 0 and hi - lo > 2 * slot and usable >= 1:
+            probe_at = min(lo + 2 * slot, (lo + hi) / 2) if self._probe_early else (lo + hi) / 2
         lead = min(self._max_lead, self._lead_share * (self._window or 0.0))
         return usable - (0 if probe_at is None else 1), lo - lead, probe_at
 
@@ -215,8 +217,10 @@ class Pacer:
                     await asyncio.wait_for(self._changed.wait(), wait)
                 self.waited_seconds += self._clock() - now
             if self._remaining is not None:
-                spread, finish, _ = self._plan()
+                spread, finish, probe_at = self._plan()
                 self._next_slot = now + (pacing_interval(spread, finish - now) if spread >= 1 else 0.0)
+                if spread < 1 and probe_at is not None:
+                    self._probe_sent = now
                 self._remaining -= 1
             self._in_flight += 1
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
@@ -233,8 +237,12 @@ class Pacer:
         if info.quota is not None:
             self._quota = info.quota
         last, self._last = self._last, obs
+        jumped = last is not None and obs.remaining > last.remaining + self._peak_in_flight
+        if sent == self._probe_sent:
+            self._probe_sent = None
+            self._probe_early = self._probe_early and jumped
         if last is not None and self._window:
-            if obs.remaining > last.remaining + self._peak_in_flight:
+            if jumped:
                 # Only a new window gives budget back: the reset fell between the two.
                 self._end = intersect_phase(self._end, (last.sent, obs.received), self._window)
             elif (obs.reset_seconds < last.reset_seconds
@@ -243,7 +251,8 @@ class Pacer:
                 # seconds after that step.
                 step = (last.sent + obs.reset_seconds, obs.received + obs.reset_seconds + 1)
                 self._end = intersect_phase(self._end, step, self._window)
-        self._end = intersect_phase(self._end, reset_after(obs), self._window)
+        # Without a policy's window nothing says which reset an earlier bound was about.
+        self._end = intersect_phase(self._end, reset_after(obs), self._window) if self._window else reset_after(obs)
         # Requests still in flight may not be counted in this response's `r` yet.
         self._remaining = max(0, obs.remaining - self._in_flight)
         self._changed.set()
