@@ -46,6 +46,7 @@ _QUERY_CACHE = 256
 EXACT_MAX = 1_500
 POPULAR_WALK = 300  # larger match sets: the most popular items of each kind checked for the words …
 RECENT_POOL = 150  # … and the newest FTS matches of each kind
+SEARCH_CACHE_KIB = 16_384  # SQLite page cache of each search connection
 POPULAR_TTL_S = 60.0  # a newly popular item joins the popular candidates within this time
 MAX_EXPANSIONS = 17  # a prefix with more indexed terms than this stays an FTS prefix query
 VOCAB_TTL_S = 600.0
@@ -318,6 +319,9 @@ class SearchEngine:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = connect(self.config.db_path)
+            # Per thread, so it multiplies: 16 MB instead of the default 64 kept keyword latency at 1M
+            # items (p50/p95 CPU 6.1/11.8 ms against 5.8/11.6, within the noise) and saves 48 MB a thread.
+            conn.execute(f"PRAGMA cache_size = -{SEARCH_CACHE_KIB}")
             # Term lookups for prefix expansion (a temp table: nothing is written to the database).
             conn.execute("CREATE VIRTUAL TABLE IF NOT EXISTS temp.search_vocab "
                          "USING fts5vocab(main, search_fts, 'row')")
