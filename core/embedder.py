@@ -321,7 +321,7 @@ class EmbeddingWorker:
         """
         self.stats.parked += park_exhausted(self.conn, self.max_attempts)
         # Many model batches per claim: fewer transactions, and sorting the whole claim by length
-        # pads about as little as sorting everything (2,000 Hub texts: +0.3% tokens vs +2% at 4 batches).
+        # pads about as little as sorting everything (2,000 bench texts: +0.3% tokens vs +2% at 4 batches).
         jobs = claim_jobs(self.conn, self.batch_size * CLAIM_BATCHES, lease_seconds=self.lease_seconds,
                           max_attempts=self.max_attempts)
         if not jobs:
