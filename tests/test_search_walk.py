@@ -1,0 +1,97 @@
+"""Keyword search sorted by a column: the index walk returns exactly what joining every match returns."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+import core.search as search
+from core.kinds import ALL_KINDS, Kind, key_range
+from core.search import SearchEngine, SearchFilters, filter_clauses
+from core.store import connect, write_tx
+from core.store.db import utcnow
+from core.store.items import mark_deleted
+from tests.search_helpers import make_config, repo, write_corpus
+
+WORDS = ("llama", "mistral", "gguf", "vision")
+PIPELINES = ("text-generation", "translation", None)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    rng = random.Random(3)
+    config = make_config(tmp_path_factory.mktemp("walk") / "data")
+
+    def item(i: int, prefix: str) -> dict:
+        words = rng.sample(WORDS, rng.randint(1, 2))
+        # Few distinct values: many ties, which the walk must order as the join does.
+        return repo(f"org{i % 37}/{prefix}-{'-'.join(words)}-{i}", downloads=rng.choice((0, 0, 1, 5, 50, 900)),
+                    likes=rng.randint(0, 3), pipeline_tag=rng.choice(PIPELINES),
+                    createdAt=f"2025-0{rng.randint(1, 9)}-01T00:00:00.000Z")
+
+    corpus = {Kind.MODEL: [item(i, "m") for i in range(1500)], Kind.DATASET: [item(i, "d") for i in range(400)]}
+    write_corpus(config.db_path, corpus)
+    conn = connect(config.db_path)
+    with write_tx(conn):
+        for i in range(0, 1500, 23):
+            mark_deleted(conn, Kind.MODEL, corpus[Kind.MODEL][i]["id"], utcnow())
+    conn.close()
+    engine = SearchEngine(config)
+    yield engine
+    engine.close()
+
+
+def reference(engine: SearchEngine, word: str, filters: SearchFilters | None, sort: str,
+              needed: int) -> list[tuple[str, float]]:
+    """The plain join, ties by FTS rowid, merged across kinds in kind order."""
+    rows = []
+    for kind in ALL_KINDS:
+        clauses = filter_clauses(kind, filters)
+        if clauses is None:
+            continue
+        where, params = clauses
+        lo, hi = key_range(kind)
+        column = search._sort_column(kind, sort)
+        rows += engine.conn.execute(
+            f"SELECT t.id, t.{column}, -f.rank FROM search_fts f JOIN {kind.table} t ON t.pk = f.rowid - {lo} "
+            f"WHERE search_fts MATCH ? AND f.rowid BETWEEN {lo} AND {hi} AND t.deleted_at IS NULL{where} "
+            f"ORDER BY t.{column} DESC, f.rowid LIMIT ?", [f'"{word}"', *params, needed]).fetchall()
+    default = "" if sort in ("created", "modified") else 0
+    rows.sort(key=lambda r: r[1] if r[1] is not None else default, reverse=True)
+    return [(r[0], round(r[2], 6)) for r in rows[:needed]]
+
+
+CASES = [
+    (None, "downloads"),
+    (SearchFilters(kind=Kind.MODEL), "downloads"),
+    (SearchFilters(kind=Kind.MODEL), "likes"),
+    (SearchFilters(kind=Kind.MODEL, pipeline_tag="text-generation"), "downloads"),
+    (SearchFilters(pipeline_tag="translation"), "created"),
+    (SearchFilters(author="org5"), "downloads"),
+    (SearchFilters(min_downloads=5), "modified"),
+]
+
+
+@pytest.mark.parametrize(("filters", "sort"), CASES)
+@pytest.mark.parametrize("walk_max", [60, 400, 5000])
+def test_walk_matches_the_join(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch, filters: SearchFilters | None,
+                               sort: str, walk_max: int) -> None:
+    for word in WORDS:
+        for limit, offset in ((20, 0), (5, 10), (1, 0)):
+            monkeypatch.setattr(search, "WALK_MIN_MATCHES", 10**9)  # the join alone, as before the walk
+            joined = engine.search(word, filters, sort=sort, limit=limit, offset=offset)
+            monkeypatch.setattr(search, "WALK_MIN_MATCHES", 50)
+            monkeypatch.setattr(search, "WALK_MAX", walk_max)
+            walked = engine.search(word, filters, sort=sort, limit=limit, offset=offset)
+            expected = reference(engine, word, filters, sort, offset + limit)[offset:]
+            assert [(h.id, h.to_json()["score"]) for h in walked] == expected
+            assert [h.to_json() for h in walked] == [h.to_json() for h in joined]
+
+
+def test_relevance_with_filters_is_unchanged(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "WALK_MIN_MATCHES", 50)
+    filters = SearchFilters(kind=Kind.MODEL, pipeline_tag="text-generation")
+    hits = engine.search("llama", filters, limit=30)
+    assert hits and all(h.pipeline_tag == "text-generation" and "llama" in h.id for h in hits)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
