@@ -1,4 +1,5 @@
-"""Keyword search sorted by a column: the index walk returns exactly what joining every match returns."""
+"""Keyword search with filters or sorts: the index walk (sorts by a column) and the author narrowing return
+exactly what joining every match to its row returns."""
 
 from __future__ import annotations
 
@@ -26,7 +27,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
     def item(i: int, prefix: str) -> dict:
         words = rng.sample(WORDS, rng.randint(1, 2))
         # Few distinct values: many ties, which the walk must order as the join does.
-        return repo(f"org{i % 37}/{prefix}-{'-'.join(words)}-{i}", downloads=rng.choice((0, 0, 1, 5, 50, 900)),
+        owner = ("Big-Org", "big-org", "big-org-extra", 'quo"te')[i % 4] if i % 5 == 0 else f"org{i % 37}"
+        return repo(f"{owner}/{prefix}-{'-'.join(words)}-{i}", downloads=rng.choice((0, 0, 1, 5, 50, 900)),
                     likes=rng.randint(0, 3), pipeline_tag=rng.choice(PIPELINES),
                     createdAt=f"2025-0{rng.randint(1, 9)}-01T00:00:00.000Z")
 
@@ -52,11 +54,12 @@ def reference(engine: SearchEngine, word: str, filters: SearchFilters | None, so
             continue
         where, params = clauses
         lo, hi = key_range(kind)
-        column = search._sort_column(kind, sort)
+        value, order = ("-f.rank", "f.rank") if sort == "relevance" else \
+            (f"t.{search._sort_column(kind, sort)}", f"t.{search._sort_column(kind, sort)} DESC")
         rows += engine.conn.execute(
-            f"SELECT t.id, t.{column}, -f.rank FROM search_fts f JOIN {kind.table} t ON t.pk = f.rowid - {lo} "
+            f"SELECT t.id, {value}, -f.rank FROM search_fts f JOIN {kind.table} t ON t.pk = f.rowid - {lo} "
             f"WHERE search_fts MATCH ? AND f.rowid BETWEEN {lo} AND {hi} AND t.deleted_at IS NULL{where} "
-            f"ORDER BY t.{column} DESC, f.rowid LIMIT ?", [f'"{word}"', *params, needed]).fetchall()
+            f"ORDER BY {order}, f.rowid LIMIT ?", [f'"{word}"', *params, needed]).fetchall()
     default = "" if sort in ("created", "modified") else 0
     rows.sort(key=lambda r: r[1] if r[1] is not None else default, reverse=True)
     return [(r[0], round(r[2], 6)) for r in rows[:needed]]
@@ -69,6 +72,13 @@ CASES = [
     (SearchFilters(kind=Kind.MODEL, pipeline_tag="text-generation"), "downloads"),
     (SearchFilters(pipeline_tag="translation"), "created"),
     (SearchFilters(author="org5"), "downloads"),
+    (SearchFilters(author="org5"), "relevance"),
+    (SearchFilters(author="BIG-org"), "relevance"),
+    (SearchFilters(author="big-org", kind=Kind.MODEL), "downloads"),
+    (SearchFilters(author="big-org", pipeline_tag="translation"), "created"),
+    (SearchFilters(author='quo"te'), "relevance"),
+    (SearchFilters(author="_"), "relevance"),
+    (SearchFilters(kind=Kind.MODEL, pipeline_tag="text-generation"), "relevance"),
     (SearchFilters(min_downloads=5), "modified"),
 ]
 
@@ -79,13 +89,17 @@ def test_walk_matches_the_join(engine: SearchEngine, monkeypatch: pytest.MonkeyP
                                sort: str, walk_max: int) -> None:
     for word in WORDS:
         for limit, offset in ((20, 0), (5, 10), (1, 0)):
-            monkeypatch.setattr(search, "WALK_MIN_MATCHES", 10**9)  # the join alone, as before the walk
+            # The join alone, as before the walk and the narrowing.
+            monkeypatch.setattr(search, "WALK_MIN_MATCHES", 10**9)
+            monkeypatch.setattr(search, "NARROW_MAX", -1)
             joined = engine.search(word, filters, sort=sort, limit=limit, offset=offset)
             monkeypatch.setattr(search, "WALK_MIN_MATCHES", 50)
             monkeypatch.setattr(search, "WALK_MAX", walk_max)
+            monkeypatch.setattr(search, "NARROW_MAX", walk_max // 4)
             walked = engine.search(word, filters, sort=sort, limit=limit, offset=offset)
             expected = reference(engine, word, filters, sort, offset + limit)[offset:]
             assert [(h.id, h.to_json()["score"]) for h in walked] == expected
+            assert expected or limit == 1 or filters.author in ("_", 'quo"te')
             assert [h.to_json() for h in walked] == [h.to_json() for h in joined]
 
 
