@@ -361,7 +361,7 @@ class Supervisor:
                 reason, code, detail = await self._watch(child)
             if self._stopping.is_set():
                 break
-            now = time.monotonic()
+            now, ended_at = time.monotonic(), utcnow()
             uptime = now - child.spawned_at
             delay = child.backoff.next_delay(uptime, self.rng)
             child.restarts += 1
@@ -371,7 +371,7 @@ class Supervisor:
                         uptime=round(uptime, 3), backoff=None if over else round(delay, 3),
                         recent_restarts=self.intensity.recent(now))
             self._db(records.record_restart, child=child.name, pid=child.pid, reason=reason, exit_code=code,
-                     uptime=uptime, backoff=None if over else delay, detail=detail,
+                     at=ended_at, uptime=uptime, backoff=None if over else delay, detail=detail,
                      keep_days=self.settings.restarts_keep_days)
             if over:
                 self.gave_up = (f"{child.name} failed ({reason}, {describe_exit(code)}): more than "

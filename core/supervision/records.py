@@ -11,13 +11,15 @@ from core.store.db import format_ts, utcnow
 
 
 def record_restart(conn: sqlite3.Connection, *, child: str, pid: int | None, reason: str, exit_code: int | None,
-                   uptime: float, backoff: float | None, detail: str | None = None, keep_days: float = 30.0) -> None:
+                   at: str, uptime: float, backoff: float | None, detail: str | None = None,
+                   keep_days: float = 30.0) -> None:
+    """`at` is when the supervisor saw the child end (the write itself may run later, on a thread)."""
     cutoff = format_ts(datetime.now(UTC) - timedelta(days=keep_days))
     with write_tx(conn):
         conn.execute(
             "INSERT INTO restarts (child, pid, reason, exit_code, at, uptime, backoff, detail) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (child, pid, reason, exit_code, utcnow(), round(uptime, 3),
+            (child, pid, reason, exit_code, at, round(uptime, 3),
              None if backoff is None else round(backoff, 3), detail),
         )
         # Months unattended: keep the table bounded.
