@@ -47,9 +47,12 @@ EXACT_MAX = 1_500
 # Keyword search sorted by a column: a word in at least WALK_MIN_MATCHES items of a kind is answered
 # by walking the column's index (at most WALK_MAX filtered rows) rather than by joining every match.
 WALK_MIN_MATCHES = 15_000
-WALK_MAX = 4_000
+WALK_MAX = 2_000
 NARROW_MAX = 40  # matches by one author scored one by one (~1 ms each at 1M) rather than joined
 _SELECTIVE = ("author", "tag", "base_model")  # filters that leave too few rows for a walk to find matches
+# Sort column → its index's name suffix (`INDEXED BY`: the walk must read the index, never sort the table).
+_SORT_INDEX = {"downloads": "downloads", "likes": "likes", "created_at": "created", "last_modified": "modified",
+               "upvotes": "upvotes", "published_at": "published"}
 POPULAR_WALK = 300  # larger match sets: the most popular items of each kind checked for the words …
 RECENT_POOL = 150  # … and the newest FTS matches of each kind
 SEARCH_CACHE_KIB = 16_384  # SQLite page cache of each search connection
@@ -673,9 +676,9 @@ class SearchEngine:
 
     def _fts_walk(self, kind: Kind, match: str, filters: SearchFilters | None, where: str, params: list[Any],
                   needed: int, sort: str) -> list[tuple[Any, int]] | None:
-        """The `needed` first matches in sort order, as (value, pk), found by walking the filtered rows in
-        that order and asking FTS which of each chunk match; None when the join is the cheaper way (few
-        matches) or the walk ran past WALK_MAX rows (rare words, selective filters).
+        """The `needed` first matches in sort order, as (value, pk), found by walking the column's index
+        and asking FTS which of each chunk match; None when the join is the cheaper way: few matches,
+        a walk past WALK_MAX rows (rare words, narrow filters), or a tie longer than a chunk.
 
         Ordered as the join orders them: value descending, ties by pk ascending (the join's sorter keeps
         FTS order, rowid ascending, among equal values), so the walk goes on past the `needed`-th match
@@ -690,26 +693,35 @@ class SearchEngine:
         if count < WALK_MIN_MATCHES:
             return None
         column = _sort_column(kind, sort)
-        # The filters are evaluated per row, not in WHERE: LIMIT then bounds the rows read, however few pass.
-        rows = self.conn.execute(f"SELECT t.pk, t.{column}, (1{where}) FROM {kind.table} t "
-                                 f"WHERE t.deleted_at IS NULL ORDER BY t.{column} DESC LIMIT ?", [*params, WALK_MAX])
+        # The index alone (pk is the rowid): a row is read only once FTS says it matches, to check that
+        # it is live and passes the filters; LIMIT bounds the walk however few pass.
+        try:
+            rows = self.conn.execute(f"SELECT t.pk, t.{column} FROM {kind.table} t INDEXED BY {kind.table}_"
+                                     f"{_SORT_INDEX[column]} ORDER BY t.{column} DESC LIMIT ?", (WALK_MAX,))
+        except sqlite3.OperationalError:  # no such index (an older schema): the join still answers
+            return None
         found: list[tuple[Any, int]] = []
         chunk = max(needed * 8, 200)
         walked = 0
         while True:
             part = rows.fetchmany(chunk)
             walked += len(part)
-            keys = [lo | pk for pk, _, ok in part if ok]
-            members = {r[0] for r in self.conn.execute(
+            if len(part) == chunk and part[0][1] == part[-1][1] and len(found) < needed:
+                return None  # a tie longer than a chunk: the join orders it cheaper than a walk through it
+            keys = [lo | pk for pk, _ in part]
+            members = [key - lo for (key,) in self.conn.execute(
                 f"SELECT rowid FROM search_fts WHERE search_fts MATCH ? AND rowid IN ({','.join('?' * len(keys))})",
-                [match, *keys])} if keys else set()
-            found += [(value, pk) for pk, value, _ in part if lo | pk in members]
+                [match, *keys])] if keys else []
+            passing = {r[0] for r in self.conn.execute(
+                f"SELECT t.pk FROM {kind.table} t WHERE t.pk IN ({','.join('?' * len(members))}) "
+                f"AND t.deleted_at IS NULL{where}", [*members, *params])} if members else set()
+            found += [(value, pk) for pk, value in part if pk in passing]
             if part and len(found) >= needed and part[-1][1] != found[needed - 1][0]:
                 break  # past the value of the needed-th match: every tie of it is in `found`
             if len(part) < chunk:
                 if walked >= WALK_MAX:
                     return None  # not enough matches among the rows walked: the join finds the rest
-                break  # every filtered row seen: `found` is complete
+                break  # every row seen: `found` is complete
         found.sort(key=lambda vp: vp[1])
         found.sort(key=lambda vp: (vp[0] is not None, vp[0] if vp[0] is not None else 0), reverse=True)
         return found[:needed]
