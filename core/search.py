@@ -48,7 +48,7 @@ EXACT_MAX = 1_500
 # by walking the column's index (at most WALK_MAX filtered rows) rather than by joining every match.
 WALK_MIN_MATCHES = 15_000
 WALK_MAX = 2_000
-NARROW_MAX = 40  # matches by one author scored one by one (~1 ms each at 1M) rather than joined
+NARROW_MAX = 40  # matches of an author or tag filter scored one by one (~1 ms each at 1M) rather than joined
 _SELECTIVE = ("author", "tag", "base_model")  # filters that leave too few rows for a walk to find matches
 # Sort column → its index's name suffix (`INDEXED BY`: the walk must read the index, never sort the table).
 _SORT_INDEX = {"downloads": "downloads", "likes": "likes", "created_at": "created", "last_modified": "modified",
@@ -225,6 +225,24 @@ def filter_clauses(kind: Kind, filters: SearchFilters | None, alias: str = "t") 
         params.append(f.max_params)
     return "".join(f" AND {clause}" for clause in sql), params
 
+
+
+def _narrowing(kind: Kind, filters: SearchFilters | None) -> str | None:
+    """An FTS expression that every row of `kind` passing the author and tag filters matches, or None.
+
+    A repo's author is indexed as is (a paper's filter also accepts its submitter: no narrowing);
+    tags as their JSON text, whose escapes (quote, backslash, control characters) would split words.
+    """
+    if filters is None:
+        return None
+    phrases = []
+    if filters.author and kind is not Kind.PAPER and query_tokens(filters.author):
+        phrases.append(("author", filters.author))
+    tag = filters.tag
+    if tag and query_tokens(tag) and not any(c in tag for c in '"\\') and all(ord(c) >= 0x20 for c in tag):
+        phrases.append(("tags", tag))
+    quoted = [(column, text.replace('"', '""')) for column, text in phrases]
+    return " AND ".join(f'{column} : "{text}"' for column, text in quoted) or None
 
 
 def kinds_with_filters(filters: SearchFilters | None,
@@ -585,7 +603,7 @@ class SearchEngine:
 
         The join reads the row of every match before the LIMIT (~100-200 ms for a common word at 1M),
         so two bounded ways come first, each giving exactly the join's results in the join's order:
-        an author's repos narrowed by FTS (`_fts_by_author`), and for a sort by a column a walk of
+        author and tag filters narrowed by FTS (`_fts_narrowed`), and for a sort by a column a walk of
         that column's index (`_fts_walk`). Relevance with broad filters stays a join: BM25 must
         score every match anyway, and the join stops reading rows once it has `needed`.
         """
@@ -593,7 +611,7 @@ class SearchEngine:
         ranked: list[tuple[Any, int, SearchHit | None]] = []
         for kind, where, params in kinds_with_filters(filters):
             try:
-                narrowed = self._fts_by_author(kind, match, filters, where, params, sort)
+                narrowed = self._fts_narrowed(kind, match, filters, where, params, sort)
                 if narrowed is not None:
                     ranked += [(h.score if sort == "relevance" else sort_key(h, sort), h.key, h)
                                for h in narrowed[:needed]]
@@ -636,23 +654,23 @@ class SearchEngine:
         return [hit_from_row(kind, row, float(row["score"]))
                 for row in self.conn.execute(sql, [match, *params, needed])]
 
-    def _fts_by_author(self, kind: Kind, match: str, filters: SearchFilters | None, where: str,
-                       params: list[Any], sort: str) -> list[SearchHit] | None:
-        """Every match of an author's repos, in the join's order; None when the join must answer.
+    def _fts_narrowed(self, kind: Kind, match: str, filters: SearchFilters | None, where: str,
+                      params: list[Any], sort: str) -> list[SearchHit] | None:
+        """Every match passing an author or tag filter, in the join's order; None when the join must answer.
 
-        The join reads the row of every match to compare its author (~200 ms for a common word at
-        1M): FTS narrows the matches to those whose indexed author has the filter's words (a superset:
-        names equal up to ASCII case tokenise alike) and only those rows are read. Their BM25 scores
-        are asked for one key at a time (FTS recomputes the IDF each time), hence NARROW_MAX.
+        The join reads the row of every match to compare its author or tags (~200 ms for a common
+        word at 1M): FTS first narrows the matches to those whose indexed author or tags contain the
+        filter's words as a phrase (a superset: values equal up to ASCII case tokenise alike), and
+        only those rows are read. Their BM25 scores are asked for one key at a time (FTS recomputes
+        the IDF each time), hence NARROW_MAX.
         """
-        author = filters.author if filters is not None else None
-        if kind is Kind.PAPER or not author or not query_tokens(author):
+        narrowing = _narrowing(kind, filters)
+        if narrowing is None:
             return None
         lo, hi = key_range(kind)
-        phrase = author.replace('"', '""')
         keys = [r[0] for r in self.conn.execute(
             "SELECT rowid FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? LIMIT ?",
-            (f'({match}) AND author : "{phrase}"', lo, hi, NARROW_MAX + 1))]
+            (f"({match}) AND {narrowing}", lo, hi, NARROW_MAX + 1))]
         if len(keys) > NARROW_MAX:
             return None
         rows = {lo | row["pk"]: row for row in self.conn.execute(
