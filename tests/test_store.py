@@ -185,3 +185,12 @@ def test_bulk_load_defers_and_restores_secondary_indexes(tmp_path: Path) -> None
         restore_indexes(conn, deferred)
         restore_indexes(conn, deferred)  # idempotent: a crash between restore and commit repeats it
     assert {row[0] for row in conn.execute("SELECT sql FROM sqlite_master WHERE tbl_name = 'models'")} == before
+
+
+def test_case_insensitive_author_filters_use_an_index(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    for table in ("models", "datasets", "spaces"):
+        plan = " ".join(row[3] for row in conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT pk FROM {table} t WHERE t.deleted_at IS NULL "
+            "AND t.author = ? COLLATE NOCASE ORDER BY t.downloads DESC LIMIT 20", ("TheBloke",)))
+        assert f"USING INDEX {table}_author_nocase" in plan, plan
