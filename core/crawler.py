@@ -104,7 +104,6 @@ def _parse(kind: Kind, items: list[dict]) -> tuple[list[RepoRecord | PaperRecord
 @dataclass
 class _Fetched:
     next_url: str | None
-    records: list[RepoRecord | PaperRecord]
     prepared: PreparedPage
     errors: int
     reached_watermark: bool  # the page holds items older than the incremental sync's stopping point
@@ -232,7 +231,7 @@ class Crawler:
             fresh = [r for r in records if (_timestamp(r, wire_field) or "") >= stop_before]
             reached_watermark = len(fresh) < len(records)
             records = fresh
-        return _Fetched(page.next_url, records, prepare_page(records), errors, reached_watermark)
+        return _Fetched(page.next_url, prepare_page(records), errors, reached_watermark)
 
     async def _walk(self, kind: Kind, mode: str, walk: _Walk, limit: int | None) -> None:
         stop_before = self._stop_before(kind) if mode == INCREMENTAL else None
@@ -244,12 +243,11 @@ class Crawler:
             while fetch is not None:
                 fetched = await fetch
                 fetch = None
-                records, prepared, reached_watermark = fetched.records, fetched.prepared, fetched.reached_watermark
-                if limit is not None and seen + len(records) >= limit:
-                    records = records[: limit - seen]
-                    prepared = prepare_page(records)
+                prepared, reached_watermark = fetched.prepared, fetched.reached_watermark
+                if limit is not None and seen + len(prepared.records) >= limit:
+                    prepared = prepare_page(prepared.records[: limit - seen])
                     reached_watermark = True
-                seen += len(records)
+                seen += len(prepared.records)
                 next_url = None if reached_watermark else fetched.next_url
                 # Fetch the next page while this one is written.
                 if next_url and not self._stop.is_set():

@@ -81,9 +81,6 @@ class RawEncoder:
             )
             _remember_dictionary(dict_id, dictionary)
 
-    def encode(self, obj: dict[str, Any]) -> bytes:
-        return self.encode_json(orjson.dumps(obj))
-
     def encode_json(self, data: bytes) -> bytes:
         if self._zstd is not None:
             return self._prefix + self._zstd.compress(data)
