@@ -18,6 +18,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -417,24 +418,33 @@ async def run_worker(config: Config, stop: asyncio.Event, *, until_idle: bool = 
     """
     own = worker is None
     worker = worker or EmbeddingWorker(config)
+    # Every model call from one thread: torch's OpenMP team belongs to the calling thread, and when
+    # calls hopped between the default executor's threads, the previous team was still spin-waiting
+    # on the same 2 cores while the next one worked.
+    model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed-model")
+    loop = asyncio.get_running_loop()
+
+    async def on_model_thread(fn: Callable[..., Any], *args: Any) -> Any:
+        return await loop.run_in_executor(model_thread, fn, *args)
+
     started = time.monotonic()
     dirty = True  # the index may lag the log from an earlier run
     last_index_update = time.monotonic()
     try:
         while not stop.is_set():
-            if await asyncio.to_thread(worker.run_index_task):
+            if await on_model_thread(worker.run_index_task):
                 dirty = False
                 continue
-            claimed = await asyncio.to_thread(worker.run_batch, stop.is_set)
+            claimed = await on_model_thread(worker.run_batch, stop.is_set)
             if claimed:
                 dirty = True
                 if time.monotonic() - last_index_update > INDEX_UPDATE_SECONDS and not stop.is_set():
-                    await asyncio.to_thread(worker.update_index)
+                    await on_model_thread(worker.update_index)
                     last_index_update, dirty = time.monotonic(), False
                 continue
             # Idle: also catch up with deletions the crawler logged (they queue no job).
             if dirty or time.monotonic() - last_index_update > IDLE_INDEX_CHECK_SECONDS:
-                await asyncio.to_thread(worker.update_index)
+                await on_model_thread(worker.update_index)
                 last_index_update, dirty = time.monotonic(), False
             if until_idle:
                 break
@@ -443,6 +453,7 @@ async def run_worker(config: Config, stop: asyncio.Event, *, until_idle: bool = 
             except TimeoutError:
                 pass
     finally:
+        model_thread.shutdown(wait=True)
         worker.stats.seconds = time.monotonic() - started
         if own:
             worker.close()

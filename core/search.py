@@ -784,11 +784,11 @@ class SearchEngine:
         kind = filters.kind if filters is not None else None
         k = max(needed * 2, 50)
         while True:
-            scored = loaded.search(vector, k if loaded.exact else max(k, 100), kind=kind)
+            scored = loaded.search(vector, k, kind=kind)
             if not loaded.exact:
                 # SQ8 scores are approximate: re-rank the candidates with the stored float32 vectors.
                 scored = self._exact_scores(vector, [key for key, _ in scored])
-            hits = self._hydrate(scored, filters)
+            hits = self._hydrate_best(scored, filters, needed)
             if len(hits) >= needed or len(scored) < k or k >= min(MAX_FETCH, loaded.index.ntotal):
                 return hits[:needed]
             k *= 4
@@ -822,6 +822,18 @@ class SearchEngine:
         scores = matrix @ vector.astype(np.float32)
         order = np.argsort(-scores, kind="stable")
         return [(ids[i], float(scores[i])) for i in order]
+
+    def _hydrate_best(self, scored: list[tuple[int, float]], filters: SearchFilters | None,
+                      needed: int) -> list[SearchHit]:
+        """The first `needed` hits of `scored` that survive hydration, reading rows a slice at a time:
+        most searches need 10 rows, not the 50 or more candidates that were scored."""
+        hits: list[SearchHit] = []
+        start, step = 0, needed + 10
+        while len(hits) < needed and start < len(scored):
+            hits += self._hydrate(scored[start:start + step], filters)
+            start += step
+            step *= 4
+        return hits
 
     def _hydrate(self, scored: list[tuple[int, float]], filters: SearchFilters | None) -> list[SearchHit]:
         """Rows for (doc_key, score) pairs, in the given order; deleted or filtered-out items dropped."""

@@ -1,4 +1,4 @@
-"""The search path's numpy query encoder against the real sentence-transformers model, and its fallback."""
+"""The search path's ONNX Runtime query encoder against the real sentence-transformers model, and its fallback."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def test_matches_sentence_transformers(encoder: QueryEncoder) -> None:
 
 
 def test_unsupported_model_falls_back_to_sentence_transformers(tmp_path: Path) -> None:
-    # The same weights pooled by CLS token: sentence-transformers runs it, the numpy encoder must not.
+    # The same weights pooled by CLS token: sentence-transformers runs it, the ONNX encoder must not.
     model_dir = tmp_path / "cls-model"
     shutil.copytree(resolve_model_path("all-MiniLM-L6-v2"), model_dir)
     pooling = model_dir / "1_Pooling" / "config.json"
