@@ -528,7 +528,8 @@ class SearchEngine:
              *, any_term: bool = False) -> list[SearchHit]:
         """BM25 over every match when there are at most EXACT_MAX of them, else a bounded candidate set."""
         match = self._match(tokens, any_term)
-        if sort != "relevance" or (filters is not None and filters.beyond_kind()):
+        filtered = filters is not None and filters.beyond_kind()
+        if sort != "relevance" or (filtered and any(_narrowing(k, filters) for k in ALL_KINDS)):
             return self._fts_joined(match, filters, needed, sort)
         kinds = [kind for kind in ALL_KINDS if filter_clauses(kind, filters) is not None]
         if not kinds:
@@ -541,8 +542,14 @@ class SearchEngine:
             if count == 0:
                 return []
             if count <= EXACT_MAX:
-                return self._fts_ranked(match, lo, hi, filters, needed, count)
-            return self._fts_large(match, tokens, any_term, kinds, needed)
+                # Filters: BM25 scores every match in the join anyway, and there are few.
+                return self._fts_joined(match, filters, needed, sort) if filtered else \
+                    self._fts_ranked(match, lo, hi, filters, needed, count)
+            hits = self._fts_large(match, tokens, any_term, filters, needed)
+            if filtered and len(hits) < needed:
+                # Filters the bounded candidates rarely pass: only the join finds every match.
+                return self._fts_joined(match, filters, needed, sort)
+            return hits
         except sqlite3.OperationalError as exc:
             # Quoting makes syntax errors impossible; anything else is logged, never raised at the user.
             log.warning("fts_query_failed", match=match, error=str(exc))
@@ -562,7 +569,7 @@ class SearchEngine:
                 return hits[:needed]
             limit = count
 
-    def _fts_large(self, match: str, tokens: list[str], any_term: bool, kinds: list[Kind],
+    def _fts_large(self, match: str, tokens: list[str], any_term: bool, filters: SearchFilters | None,
                    needed: int) -> list[SearchHit]:
         """More matches than BM25 can rank in time (it scores every match, and reads every term's
         whole doclist for its IDF, which is ~0 anyway for a term in a large share of the corpus).
@@ -570,12 +577,13 @@ class SearchEngine:
         Candidates per kind: the POPULAR_WALK most popular items whose text has the words, and the
         RECENT_POOL newest matches from FTS (both bounded, whatever the match count). Ranked by the
         share of the words found in the name, then by popularity, as the Hub itself ranks such queries.
-        Only the `needed` best are read in full.
+        Only the `needed` best are read in full. Filters apply to the candidates (a join ranking
+        every match by BM25 cost ~1 s for a common word with a pipeline tag filter at 1M).
         """
         required = 1 if any_term else len(tokens)
         words = [" " + t for t in tokens]
         scored: list[tuple[int, float]] = []
-        for kind in kinds:
+        for kind, where, params in kinds_with_filters(filters):
             lo, hi = key_range(kind)
             name = "t.title" if kind is Kind.PAPER else "t.id"
             popularity = _POPULARITY[kind]
@@ -584,15 +592,15 @@ class SearchEngine:
                 f"SELECT t.pk, {_normalised(name)} AS name, t.{popularity} AS popularity FROM {kind.table} t "
                 f"WHERE t.pk IN (SELECT pk FROM (SELECT rowid - {lo} AS pk FROM search_fts "
                 f"WHERE search_fts MATCH ? AND rowid BETWEEN {lo} AND {hi} ORDER BY rowid DESC LIMIT {RECENT_POOL}) "
-                f"UNION ALL SELECT value FROM json_each(?)) AND t.deleted_at IS NULL"
+                f"UNION ALL SELECT value FROM json_each(?)) AND t.deleted_at IS NULL{where}"
             )
             candidates = [(sum(w in (row[1] or "") for w in words), row[2], row[0])
-                          for row in self.conn.execute(sql, (match, orjson.dumps(popular).decode()))]
+                          for row in self.conn.execute(sql, (match, orjson.dumps(popular).decode(), *params))]
             candidates.sort(key=lambda c: (c[0], c[1] is not None, c[1] or 0), reverse=True)
             scored += [(lo | pk, hits / len(tokens) + math.log10(1 + (pop or 0)) / 10)
                        for hits, pop, pk in candidates[:needed]]
         scored.sort(key=lambda pair: pair[1], reverse=True)
-        return self._hydrate(scored[:needed], None)
+        return self._hydrate(scored[:needed], filters)
 
     def _popular(self, kind: Kind) -> list[tuple[int, str]]:
         """The POPULAR_WALK most popular items of `kind` (deleted ones too: hydration drops them) with

@@ -205,6 +205,23 @@ def test_keyword_over_more_matches_than_bm25_ranks(data_dir: Path) -> None:
         mark_deleted(conn, Kind.MODEL, "acme/widget-big", utcnow())
     conn.close()
     assert ids(engine.search("widget", limit=3)) == expected[1:4]
+
+
+def test_filtered_keyword_over_more_matches_than_bm25_ranks(data_dir: Path) -> None:
+    """Past EXACT_MAX matches with a filter: the bounded candidates, filtered; a filter they rarely
+    pass falls back to the join, which finds every match."""
+    config = make_config(data_dir)
+    models = [repo(f"org{i}/widget-{i}", downloads=i, pipeline_tag="text-generation" if i % 2 else "fill-mask")
+              for i in range(EXACT_MAX + 200)]
+    # Unpopular and old (low pk): neither among the most popular nor among the newest matches.
+    models.insert(0, repo("rare/widget-ocr", downloads=0, pipeline_tag="image-to-text"))
+    write_corpus(config.db_path, {Kind.MODEL: models})
+    engine = SearchEngine(config)
+    top = EXACT_MAX + 199  # odd: text-generation
+    hits = engine.search("widget", SearchFilters(pipeline_tag="text-generation"), limit=3)
+    assert ids(hits) == [f"org{top}/widget-{top}", f"org{top - 2}/widget-{top - 2}", f"org{top - 4}/widget-{top - 4}"]
+    assert ids(engine.search("widget", SearchFilters(pipeline_tag="image-to-text"), limit=3)) == ["rare/widget-ocr"]
+    engine.close()
     engine.close()
 
 
