@@ -48,6 +48,7 @@ EXACT_MAX = 1_500
 # by walking the column's index (at most WALK_MAX filtered rows) rather than by joining every match.
 WALK_MIN_MATCHES = 15_000
 WALK_MAX = 2_000
+WALK_TERMS = 8  # a walk asks FTS about each term of each chunk: ~5 ms a term for 200 keys at 1M
 NARROW_MAX = 40  # matches of an author or tag filter scored one by one (~1 ms each at 1M) rather than joined
 _SELECTIVE = ("author", "tag", "base_model")  # filters that leave too few rows for a walk to find matches
 # Sort column → its index's name suffix (`INDEXED BY`: the walk must read the index, never sort the table).
@@ -235,6 +236,36 @@ def _plain(match: str) -> bool:
     where a walk or a per-key score opens one cursor per key.
     """
     return "*" not in match and " OR " not in match
+
+
+@dataclass(frozen=True)
+class TermPlan:
+    """A keyword query as whole terms: each group is one query word (the word itself, or the indexed
+    terms it is a prefix of), and a row matches when it has a term of every group (of any, with
+    `any_term`). A walk checks its chunks term by term: FTS looks a key up in one term's doclist in
+    ~20 µs, where a cursor on an OR of terms, or on a prefix, is set up again for every key."""
+
+    groups: tuple[tuple[str, ...], ...]
+    any_term: bool
+
+    def members(self, conn: sqlite3.Connection, keys: list[int]) -> set[int]:
+        """The keys (FTS rowids) whose rows match."""
+        matched: set[int] | None = None
+        for group in self.groups:
+            if self.any_term:
+                candidates = [k for k in keys if matched is None or k not in matched]
+            else:
+                candidates = keys if matched is None else [k for k in keys if k in matched]
+            found: set[int] = set()
+            for term in group:
+                remaining = [k for k in candidates if k not in found]
+                if not remaining:
+                    break
+                found.update(key for (key,) in conn.execute(
+                    f"SELECT rowid FROM search_fts WHERE search_fts MATCH ? "
+                    f"AND rowid IN ({','.join('?' * len(remaining))})", [f'"{term}"', *remaining]))
+            matched = found if matched is None else (matched | found if self.any_term else found)
+        return matched or set()
 
 
 def _narrowing(kind: Kind, filters: SearchFilters | None) -> str | None:
@@ -502,6 +533,20 @@ class SearchEngine:
                 terms.append("(" + " OR ".join(f'"{t}"' for t in expansions) + ")")
         return (" OR " if any_term else " AND ").join(terms)
 
+    def _term_plan(self, tokens: list[str], any_term: bool) -> TermPlan | None:
+        """The query as whole terms for a walk; None when a word stays a prefix or there are too many terms."""
+        groups = []
+        for token in tokens:
+            expansions = self._expansions(token) if len(token) > 3 else None
+            if expansions is None:
+                if len(token) >= 2:
+                    return None  # an FTS prefix query (short or too many expansions)
+                expansions = [token]
+            groups.append(tuple(expansions))
+        if sum(len(g) for g in groups) > WALK_TERMS:
+            return None
+        return TermPlan(tuple(groups), any_term)
+
     def _expansions(self, token: str) -> list[str] | None:
         """Indexed terms that start with `token` (itself first), or None when there are too many.
 
@@ -529,7 +574,9 @@ class SearchEngine:
         """BM25 over every match when there are at most EXACT_MAX of them, else a bounded candidate set."""
         match = self._match(tokens, any_term)
         filtered = filters is not None and filters.beyond_kind()
-        if sort != "relevance" or (filtered and any(_narrowing(k, filters) for k in ALL_KINDS)):
+        if sort != "relevance":
+            return self._fts_joined(match, filters, needed, sort, self._term_plan(tokens, any_term))
+        if filtered and any(_narrowing(k, filters) for k in ALL_KINDS):
             return self._fts_joined(match, filters, needed, sort)
         kinds = [kind for kind in ALL_KINDS if filter_clauses(kind, filters) is not None]
         if not kinds:
@@ -616,7 +663,8 @@ class SearchEngine:
         self._popular_cache[kind] = (now, rows)
         return rows
 
-    def _fts_joined(self, match: str, filters: SearchFilters | None, needed: int, sort: str) -> list[SearchHit]:
+    def _fts_joined(self, match: str, filters: SearchFilters | None, needed: int, sort: str,
+                    plan: TermPlan | None = None) -> list[SearchHit]:
         """Filters beyond the kind, or a sort other than relevance: the FTS matches joined to their rows.
 
         The join reads the row of every match before the LIMIT (~100-200 ms for a common word at 1M),
@@ -635,7 +683,7 @@ class SearchEngine:
                                for h in narrowed[:needed]]
                     continue
                 found = None if sort == "relevance" else \
-                    self._fts_walk(kind, match, filters, where, params, needed, sort)
+                    self._fts_walk(kind, match, plan, filters, where, params, needed, sort)
                 if found is not None:
                     ranked += [(value, doc_key(kind, pk), None) for value, pk in found]
                 else:
@@ -647,18 +695,13 @@ class SearchEngine:
         default = "" if sort in ("created", "modified") else 0
         # Stable, as the join results always were: equal values keep kind order, then each kind's order.
         ranked.sort(key=lambda r: r[0] if r[0] is not None else default, reverse=True)
-        return self._complete(match, ranked[:needed])
+        return self._complete(ranked[:needed])
 
-    def _complete(self, match: str, ranked: list[tuple[Any, int, SearchHit | None]]) -> list[SearchHit]:
-        """Hits for walked keys (read now, BM25 score included) merged with those already read."""
+    def _complete(self, ranked: list[tuple[Any, int, SearchHit | None]]) -> list[SearchHit]:
+        """Hits for walked keys (read now; a walk serves a sort by a column: score 0) merged with those
+        already read."""
         missing = [key for _, key, hit in ranked if hit is None]
-        read: dict[int, SearchHit] = {}
-        if missing:
-            # One FTS cursor per key (rank recomputes its IDF each time): fine for a page of results.
-            scores = {r[0]: -r[1] for r in self.conn.execute(
-                f"SELECT rowid, rank FROM search_fts WHERE search_fts MATCH ? "
-                f"AND rowid IN ({','.join('?' * len(missing))})", [match, *missing])}
-            read = {h.key: h for h in self._hydrate([(key, scores.get(key, 0.0)) for key in missing], None)}
+        read = {h.key: h for h in self._hydrate([(key, 0.0) for key in missing], None)} if missing else {}
         hits = [hit if hit is not None else read.get(key) for _, key, hit in ranked]
         return [hit for hit in hits if hit is not None]
 
@@ -666,7 +709,9 @@ class SearchEngine:
                   sort: str) -> list[SearchHit]:
         lo, hi = key_range(kind)
         order = "f.rank" if sort == "relevance" else f"t.{_sort_column(kind, sort)} DESC"
-        sql = (f"SELECT {_columns(kind)}, -f.rank AS score FROM search_fts f JOIN {kind.table} t "
+        # BM25 only where it orders the results: it reads each term's whole doclist for its IDF.
+        score = "-f.rank" if sort == "relevance" else "0.0"
+        sql = (f"SELECT {_columns(kind)}, {score} AS score FROM search_fts f JOIN {kind.table} t "
                f"ON t.pk = f.rowid - {lo} WHERE search_fts MATCH ? AND f.rowid BETWEEN {lo} AND {hi} "
                f"AND t.deleted_at IS NULL{where} ORDER BY {order} LIMIT ?")
         return [hit_from_row(kind, row, float(row["score"]))
@@ -679,8 +724,8 @@ class SearchEngine:
         The join reads the row of every match to compare its author or tags (~200 ms for a common
         word at 1M): FTS first narrows the matches to those whose indexed author or tags contain the
         filter's words as a phrase (a superset: values equal up to ASCII case tokenise alike), and
-        only those rows are read. Their BM25 scores are asked for one key at a time (FTS recomputes
-        the IDF each time), hence NARROW_MAX.
+        only those rows are read. FTS is asked about them one key at a time (and for a relevance
+        sort recomputes the IDF each time), hence NARROW_MAX.
         """
         narrowing = _narrowing(kind, filters)
         if narrowing is None:
@@ -696,9 +741,10 @@ class SearchEngine:
             f"AND t.deleted_at IS NULL{where}", [*(key - lo for key in keys), *params])} if keys else {}
         if not rows:
             return []
-        scores = {key: -rank for key, rank in self.conn.execute(
-            f"SELECT rowid, rank FROM search_fts WHERE search_fts MATCH ? AND rowid IN ({','.join('?' * len(rows))})",
-            [match, *rows])}
+        # Which of them really match (narrowing gave a superset), with BM25 where it orders them.
+        scores = {key: score for key, score in self.conn.execute(
+            f"SELECT rowid, {'-rank' if sort == 'relevance' else '0.0'} FROM search_fts WHERE search_fts MATCH ? "
+            f"AND rowid IN ({','.join('?' * len(rows))})", [match, *rows])}
         # Key order first: the join lists equal ranks and equal sort values in FTS (rowid) order.
         hits = [hit_from_row(kind, rows[key], scores[key]) for key in sorted(rows) if key in scores]
         if sort == "relevance":
@@ -710,8 +756,8 @@ class SearchEngine:
                                      rows[h.key][column] if rows[h.key][column] is not None else 0), reverse=True)
         return hits
 
-    def _fts_walk(self, kind: Kind, match: str, filters: SearchFilters | None, where: str, params: list[Any],
-                  needed: int, sort: str) -> list[tuple[Any, int]] | None:
+    def _fts_walk(self, kind: Kind, match: str, plan: TermPlan | None, filters: SearchFilters | None, where: str,
+                  params: list[Any], needed: int, sort: str) -> list[tuple[Any, int]] | None:
         """The `needed` first matches in sort order, as (value, pk), found by walking the column's index
         and asking FTS which of each chunk match; None when the join is the cheaper way: few matches,
         a walk past WALK_MAX rows (rare words, narrow filters), or a tie longer than a chunk.
@@ -721,7 +767,7 @@ class SearchEngine:
         until the value changes.
         """
         if needed * 8 > WALK_MAX or (filters is not None and any(getattr(filters, f) for f in _SELECTIVE)) \
-                or not _plain(match):
+                or plan is None:
             return None
         lo, hi = key_range(kind)
         count = self.conn.execute(
@@ -746,9 +792,7 @@ class SearchEngine:
             if len(part) == chunk and part[0][1] == part[-1][1] and len(found) < needed:
                 return None  # a tie longer than a chunk: the join orders it cheaper than a walk through it
             keys = [lo | pk for pk, _ in part]
-            members = [key - lo for (key,) in self.conn.execute(
-                f"SELECT rowid FROM search_fts WHERE search_fts MATCH ? AND rowid IN ({','.join('?' * len(keys))})",
-                [match, *keys])] if keys else []
+            members = [key - lo for key in plan.members(self.conn, keys)] if keys else []
             passing = {r[0] for r in self.conn.execute(
                 f"SELECT t.pk FROM {kind.table} t WHERE t.pk IN ({','.join('?' * len(members))}) "
                 f"AND t.deleted_at IS NULL{where}", [*members, *params])} if members else set()

@@ -64,7 +64,8 @@ def reference(engine: SearchEngine, word: str, filters: SearchFilters | None, so
             f"ORDER BY {order}, f.rowid LIMIT ?", [f'"{word}"', *params, needed]).fetchall()
     default = "" if sort in ("created", "modified") else 0
     rows.sort(key=lambda r: r[1] if r[1] is not None else default, reverse=True)
-    return [(r[0], round(r[2], 6)) for r in rows[:needed]]
+    # BM25 is the score only when it orders the results; sorted by a column, every score is 0.
+    return [(r[0], round(r[2], 6) if sort == "relevance" else 0.0) for r in rows[:needed]]
 
 
 CASES = [
@@ -122,3 +123,31 @@ def test_relevance_with_filters_is_unchanged(engine: SearchEngine, monkeypatch: 
     hits = engine.search("llama", filters, limit=30)
     assert hits and all(h.pipeline_tag == "text-generation" and "llama" in h.id for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+@pytest.mark.parametrize(("query", "sort"), [
+    ("visio", "downloads"), ("visio", "created"), ("mistr gguf", "downloads"), ("mistr gguf", "created"),
+    ("llam zzzz", "downloads"), ("llam zzzz", "created"), ("visio mistr", "created"),
+])
+def test_walk_over_prefix_expansions_matches_the_join(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch,
+                                                      query: str, sort: str) -> None:
+    """Words that expand to a few indexed terms (and a word that matches nothing, for any-word results):
+    the walk checks each term of each word and still returns exactly what the join returns."""
+    calls: list[int] = []
+    for filters in (None, SearchFilters(kind=Kind.MODEL, pipeline_tag="text-generation")):
+        monkeypatch.setattr(search, "WALK_MIN_MATCHES", 10**9)
+        joined = engine.search(query, filters, sort=sort, limit=20)
+        monkeypatch.setattr(search, "WALK_MIN_MATCHES", 50)
+        monkeypatch.setattr(search, "WALK_MAX", 400)
+        monkeypatch.setattr(search.TermPlan, "members", _counting(search.TermPlan.members, calls))
+        walked = engine.search(query, filters, sort=sort, limit=20)
+        assert walked and [h.to_json() for h in walked] == [h.to_json() for h in joined]
+        monkeypatch.undo()
+    assert calls, "the walk did not run"
+
+
+def _counting(method, calls: list[int]):  # type: ignore[no-untyped-def]
+    def wrapper(self, conn, keys):  # type: ignore[no-untyped-def]
+        calls.append(len(keys))
+        return method(self, conn, keys)
+    return wrapper
