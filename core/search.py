@@ -48,7 +48,9 @@ EXACT_MAX = 1_500
 # by walking the column's index (at most WALK_MAX filtered rows) rather than by joining every match.
 WALK_MIN_MATCHES = 15_000
 WALK_MAX = 2_000
-WALK_TERMS = 8  # a walk asks FTS about each term of each chunk: ~5 ms a term for 200 keys at 1M
+WALK_PROBES = 8  # a walk asks FTS about each common term of each chunk: ~5 ms a term for 200 keys at 1M
+SPARSE_DOCS = 2_000  # rarer terms: a walk reads all their rows at once instead
+PLAN_MAX_TERMS = 1_000  # a prefix of more indexed terms stays a join
 NARROW_MAX = 40  # matches of an author or tag filter scored one by one (~1 ms each at 1M) rather than joined
 _SELECTIVE = ("author", "tag", "base_model")  # filters that leave too few rows for a walk to find matches
 # Sort column → its index's name suffix (`INDEXED BY`: the walk must read the index, never sort the table).
@@ -239,33 +241,54 @@ def _plain(match: str) -> bool:
 
 
 @dataclass(frozen=True)
-class TermPlan:
-    """A keyword query as whole terms: each group is one query word (the word itself, or the indexed
-    terms it is a prefix of), and a row matches when it has a term of every group (of any, with
-    `any_term`). A walk checks its chunks term by term: FTS looks a key up in one term's doclist in
-    ~20 µs, where a cursor on an OR of terms, or on a prefix, is set up again for every key."""
+class TermGroup:
+    """One query word as the indexed terms it matches: `probes` (FTS expressions: the word itself,
+    its common longer terms, or a 3-character prefix) are looked up key by key; `sparse` terms, each
+    in at most SPARSE_DOCS rows, are read whole once."""
 
-    groups: tuple[tuple[str, ...], ...]
-    any_term: bool
+    probes: tuple[str, ...]
+    sparse: tuple[str, ...]
+
+
+class TermPlan:
+    """A keyword query for a walk: a row matches when it has a term of every group (of any, with
+    `any_term`). FTS looks a key up in one term's doclist in ~20 µs, where a cursor on an OR of
+    terms or on a long prefix is set up again for every key (~1 ms each at 1M)."""
+
+    def __init__(self, groups: list[TermGroup], any_term: bool) -> None:
+        self.groups = groups
+        self.any_term = any_term
+        self._sparse_rows: dict[int, set[int]] = {}  # group index -> rowids of its sparse terms
 
     def members(self, conn: sqlite3.Connection, keys: list[int]) -> set[int]:
         """The keys (FTS rowids) whose rows match."""
         matched: set[int] | None = None
-        for group in self.groups:
+        for index, group in enumerate(self.groups):
             if self.any_term:
                 candidates = [k for k in keys if matched is None or k not in matched]
             else:
                 candidates = keys if matched is None else [k for k in keys if k in matched]
-            found: set[int] = set()
-            for term in group:
+            sparse = self._sparse(conn, index)
+            found = {k for k in candidates if k in sparse}
+            for probe in group.probes:
                 remaining = [k for k in candidates if k not in found]
                 if not remaining:
                     break
                 found.update(key for (key,) in conn.execute(
                     f"SELECT rowid FROM search_fts WHERE search_fts MATCH ? "
-                    f"AND rowid IN ({','.join('?' * len(remaining))})", [f'"{term}"', *remaining]))
+                    f"AND rowid IN ({','.join('?' * len(remaining))})", [probe, *remaining]))
             matched = found if matched is None else (matched | found if self.any_term else found)
         return matched or set()
+
+    def _sparse(self, conn: sqlite3.Connection, index: int) -> set[int]:
+        rows = self._sparse_rows.get(index)
+        if rows is None:
+            terms = self.groups[index].sparse
+            rows = {key for (key,) in conn.execute(
+                "SELECT rowid FROM search_fts WHERE search_fts MATCH ?",
+                (" OR ".join(f'"{term}"' for term in terms),))} if terms else set()
+            self._sparse_rows[index] = rows
+        return rows
 
 
 def _narrowing(kind: Kind, filters: SearchFilters | None) -> str | None:
@@ -374,7 +397,7 @@ class SearchEngine:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._vocab: OrderedDict[str, tuple[float, list[str] | None]] = OrderedDict()
+        self._vocab: OrderedDict[str, tuple[float, list[tuple[str, int]] | None]] = OrderedDict()
         self._popular_cache: dict[Kind, tuple[float, list[tuple[int, str]]]] = {}
         from core.embedder import index_dir
 
@@ -534,21 +557,34 @@ class SearchEngine:
         return (" OR " if any_term else " AND ").join(terms)
 
     def _term_plan(self, tokens: list[str], any_term: bool) -> TermPlan | None:
-        """The query as whole terms for a walk; None when a word stays a prefix or there are too many terms."""
+        """The query as FTS probes for a walk; None when a word is too costly to check key by key."""
         groups = []
         for token in tokens:
-            expansions = self._expansions(token) if len(token) > 3 else None
-            if expansions is None:
-                if len(token) >= 2:
-                    return None  # an FTS prefix query (short or too many expansions)
-                expansions = [token]
-            groups.append(tuple(expansions))
-        if sum(len(g) for g in groups) > WALK_TERMS:
+            if len(token) <= 3:
+                # The 3-character prefix index answers `"abc"*` as one term; shorter prefixes have none.
+                if len(token) == 2:
+                    return None
+                groups.append(TermGroup((f'"{token}"*' if len(token) == 3 else f'"{token}"',), ()))
+                continue
+            longer = self._longer_terms(token)
+            if longer is None:
+                return None
+            common = tuple(f'"{term}"' for term, docs in longer if docs > SPARSE_DOCS)
+            groups.append(TermGroup((f'"{token}"', *common),
+                                    tuple(term for term, docs in longer if docs <= SPARSE_DOCS)))
+        if sum(len(g.probes) for g in groups) > WALK_PROBES:
             return None
-        return TermPlan(tuple(groups), any_term)
+        return TermPlan(groups, any_term)
 
     def _expansions(self, token: str) -> list[str] | None:
-        """Indexed terms that start with `token` (itself first), or None when there are too many.
+        """Indexed terms that start with `token` (itself first), or None when there are too many."""
+        longer = self._longer_terms(token)
+        if longer is None or len(longer) >= MAX_EXPANSIONS:
+            return None
+        return [token, *(term for term, _ in longer)]
+
+    def _longer_terms(self, token: str) -> list[tuple[str, int]] | None:
+        """(term, documents) of the indexed terms that `token` is a strict prefix of; None past PLAN_MAX_TERMS.
 
         Cached for VOCAB_TTL_S: a term that first appears meanwhile is found by its exact
         spelling at once and by its prefix a little later.
@@ -560,14 +596,14 @@ class SearchEngine:
         upper = token[:-1] + chr(ord(token[-1]) + 1)
         # Strictly above the token itself: fts5vocab counts each term's documents as it
         # goes, and the token's own (possibly huge) doclist is not needed to know it exists.
-        rows = self.conn.execute("SELECT term FROM search_vocab WHERE term > ? AND term < ? LIMIT ?",
-                                 (token, upper, MAX_EXPANSIONS)).fetchall()
-        expansions = None if len(rows) >= MAX_EXPANSIONS else [token, *(r[0] for r in rows)]
+        rows = self.conn.execute("SELECT term, doc FROM search_vocab WHERE term > ? AND term < ? LIMIT ?",
+                                 (token, upper, PLAN_MAX_TERMS)).fetchall()
+        longer = None if len(rows) >= PLAN_MAX_TERMS else [(r[0], int(r[1])) for r in rows]
         with self._lock:
-            self._vocab[token] = (now, expansions)
+            self._vocab[token] = (now, longer)
             while len(self._vocab) > _VOCAB_CACHE:
                 self._vocab.popitem(last=False)
-        return expansions
+        return longer
 
     def _fts(self, tokens: list[str], filters: SearchFilters | None, needed: int, sort: str,
              *, any_term: bool = False) -> list[SearchHit]:

@@ -127,10 +127,11 @@ def test_relevance_with_filters_is_unchanged(engine: SearchEngine, monkeypatch: 
 
 @pytest.mark.parametrize(("query", "sort"), [
     ("visio", "downloads"), ("visio", "created"), ("mistr gguf", "downloads"), ("mistr gguf", "created"),
-    ("llam zzzz", "downloads"), ("llam zzzz", "created"), ("visio mistr", "created"),
+    ("llam zzzz", "downloads"), ("llam zzzz", "created"), ("visio mistr", "created"), ("vis", "downloads"),
 ])
+@pytest.mark.parametrize("sparse_docs", [0, 2_000])  # longer terms checked key by key, or read whole
 def test_walk_over_prefix_expansions_matches_the_join(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch,
-                                                      query: str, sort: str) -> None:
+                                                      query: str, sort: str, sparse_docs: int) -> None:
     """Words that expand to a few indexed terms (and a word that matches nothing, for any-word results):
     the walk checks each term of each word and still returns exactly what the join returns."""
     calls: list[int] = []
@@ -139,6 +140,8 @@ def test_walk_over_prefix_expansions_matches_the_join(engine: SearchEngine, monk
         joined = engine.search(query, filters, sort=sort, limit=20)
         monkeypatch.setattr(search, "WALK_MIN_MATCHES", 50)
         monkeypatch.setattr(search, "WALK_MAX", 400)
+        monkeypatch.setattr(search, "SPARSE_DOCS", sparse_docs)
+        engine._vocab.clear()
         monkeypatch.setattr(search.TermPlan, "members", _counting(search.TermPlan.members, calls))
         walked = engine.search(query, filters, sort=sort, limit=20)
         assert walked and [h.to_json() for h in walked] == [h.to_json() for h in joined]
