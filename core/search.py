@@ -835,6 +835,8 @@ class SearchEngine:
             found += [(value, pk) for pk, value in part if pk in passing]
             if part and len(found) >= needed and part[-1][1] != found[needed - 1][0]:
                 break  # past the value of the needed-th match: every tie of it is in `found`
+            if len(part) == chunk and len(found) < needed and walked * needed > WALK_MAX * max(len(found), 1):
+                return None  # at the density seen so far, `needed` matches lie past WALK_MAX: join now
             if len(part) < chunk:
                 if walked >= WALK_MAX:
                     return None  # not enough matches among the rows walked: the join finds the rest
