@@ -6,7 +6,8 @@
 Builds (or reuses, with --data-dir) a mirror by really crawling a fake Hub of N items (`main.py fakehub`
 in its own process; 70% models, 15% datasets, 12% spaces, 3% papers), starts `python main.py serve` in
 its own process with the rate limit off, and for the whole run keeps the real crawler writing (a full
-re-sync of every kind: one write transaction per page). Clients send a mix of keyword searches (GET, and
+re-sync of every kind: one write transaction per page), at the niceness the daemon gives its crawler
+child (`watchdog.background_nice`, 10). Clients send a mix of keyword searches (GET, and
 POST with filters), lists with cursors, item details, papers, the HTML search page and /health, with query
 words taken from the mirrored ids. Prints requests/s, p50, p99 and errors, per route and overall,
 and the load average before and after.
@@ -47,7 +48,9 @@ sys.path.insert(0, str(ROOT))
 from bench import harness  # noqa: E402
 from core.kinds import ALL_KINDS, Kind  # noqa: E402
 from core.store import connect  # noqa: E402
+from core.supervision.settings import SupervisorSettings  # noqa: E402
 
+BACKGROUND_NICE = SupervisorSettings().background_nice
 SHARES = {Kind.MODEL: 0.70, Kind.DATASET: 0.15, Kind.SPACE: 0.12, Kind.PAPER: 0.03}
 
 
@@ -82,9 +85,9 @@ def count_commits(db_path: Path, done: threading.Event, commits: list[int]) -> N
     conn.close()
 
 
-def crawl(env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, str(ROOT / "main.py"), "crawl", "--mode", "full", "--json"], env=env,
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def crawl(env: dict[str, str], nice: int = 0) -> subprocess.Popen[str]:
+    return subprocess.Popen(["nice", "-n", str(nice), sys.executable, str(ROOT / "main.py"), "crawl", "--mode", "full",
+                             "--json"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
 def _sample(db_path: Path) -> tuple[dict[str, list[str]], list[str], list[str]]:
@@ -264,7 +267,7 @@ def main() -> int:
         def keep_crawling() -> None:  # a re-sync of a small mirror ends early: start the next one
             nonlocal writer
             while not done.is_set():
-                writer = crawl(env)
+                writer = crawl(env, BACKGROUND_NICE)  # as the daemon runs its crawler child
                 passes.append(writer.wait())
 
         crawler_thread = threading.Thread(target=keep_crawling, daemon=True)

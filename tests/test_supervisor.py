@@ -132,9 +132,10 @@ def test_bad_settings_are_refused(tmp_path: Path) -> None:
     from core.config import ConfigError
 
     path = tmp_path / "c.json"
-    path.write_text(json.dumps({"watchdog": {"heartbeat_interval_seconds": 9}}))
-    with pytest.raises(ConfigError):
-        load_settings(load_config(str(tmp_path), str(path), env={}))
+    for bad in ({"heartbeat_interval_seconds": 9}, {"background_nice": 20}, {"background_nice": -1}):
+        path.write_text(json.dumps({"watchdog": bad}))
+        with pytest.raises(ConfigError):
+            load_settings(load_config(str(tmp_path), str(path), env={}))
 
 
 # -- pure: the crawl schedule ----------------------------------------------------------------
@@ -293,6 +294,10 @@ def test_daemon_sigterm_shuts_down_cleanly_and_sighup_reloads(data_dir: Path, tm
         pids = wait_for(lambda: (s := child_states(data_dir)) and len(s) == 3
                         and all(r["state"] in ("running", "idle") for r in s.values())
                         and {name: r["pid"] for name, r in s.items()}, 120, "three healthy children")
+        # Bulk work yields the CPU to requests: crawler and embedder niced, the API not.
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert {name: os.getpriority(os.PRIO_PROCESS, pid) for name, pid in pids.items()} == \
+            {"crawler": max(base, 10), "embedder": max(base, 10), "api": base}
         config.write_text(config.read_text().replace('"before"', '"after"'))
         proc.send_signal(signal.SIGHUP)
         wait_for(lambda: log.read_text().count('"config_reloaded"') >= 3, 20, "every child to reload")

@@ -63,7 +63,17 @@ CHILDREN: dict[str, tuple[str, str, Callable[[Any], Target]]] = {
     "embedder": ("core.embedder", "run_worker", _embedder),
     "api": ("core.api.server", "run_api", _api),
 }
+BACKGROUND_CHILDREN = ("crawler", "embedder")
 TEST_CHILDREN = ("idle",)  # beats and waits: for supervisor tests and the restart bench
+
+
+def lower_priority(nice: int) -> int:
+    """Raise this process's niceness to `nice` (never lower it: that needs privileges); the result.
+    Threads started afterwards (torch's, SQLite's) inherit it."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > current:
+        os.setpriority(os.PRIO_PROCESS, 0, nice)
+    return os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def run_dir(config: Config) -> Any:
@@ -172,7 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings(config)
     heartbeat = Heartbeat(heartbeat_path(run_dir(config), args.child), settings.heartbeat_interval)
     heartbeat.start()
-    log.info("child_started", child=args.child, pid=os.getpid())
+    nice = lower_priority(settings.background_nice) if args.child in BACKGROUND_CHILDREN else None
+    log.info("child_started", child=args.child, pid=os.getpid(), nice=nice)
     # Import before the loop starts (torch, FAISS): slow, and judged against the start-up timeout.
     target = _resolve(args.child)
     try:

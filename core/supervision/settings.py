@@ -15,7 +15,8 @@ to run in seconds.
         "shutdown_grace_seconds": 10,     # SIGTERM → this long to finish the current unit → SIGKILL
         "backoff_initial_seconds": 1, "backoff_cap_seconds": 60, "backoff_jitter": 0.2,
         "stable_seconds": 300, "max_restarts": 10, "restart_window_seconds": 600,
-        "restarts_keep_days": 30
+        "restarts_keep_days": 30,
+        "background_nice": 10             # niceness of the crawler and embedding worker (0-19; the API keeps 0)
     }
 """
 
@@ -39,6 +40,8 @@ class SupervisorSettings:
     rss_cap_mb: float = 2048.0
     shutdown_grace: float = 10.0
     restarts_keep_days: float = 30.0
+    # Bulk work (a full sync, an embedding backlog of hours) yields the CPU to the API's requests.
+    background_nice: int = 10
     policy: RestartPolicy = field(default_factory=RestartPolicy)
 
     @property
@@ -62,6 +65,7 @@ _KEYS: dict[str, tuple[str, type]] = {
     "rss_cap_mb": ("rss_cap_mb", float),
     "shutdown_grace_seconds": ("shutdown_grace", float),
     "restarts_keep_days": ("restarts_keep_days", float),
+    "background_nice": ("background_nice", int),
 }
 _POLICY_KEYS: dict[str, tuple[str, type]] = {
     "backoff_initial_seconds": ("initial", float),
@@ -103,6 +107,8 @@ def load_settings(config: Config) -> SupervisorSettings:
         raise ConfigError("watchdog.heartbeat_interval_seconds must be in (0, 5]")
     if settings.heartbeat_timeout <= settings.heartbeat_interval:
         raise ConfigError("watchdog.heartbeat_timeout_seconds must exceed the heartbeat interval")
+    if settings.background_nice > 19:
+        raise ConfigError("watchdog.background_nice must be in [0, 19]")
     if settings.check_interval <= 0:
         raise ConfigError("watchdog.check_interval_seconds must be positive")
     return settings
