@@ -200,7 +200,11 @@ SCHEMAS: dict[str, Any] = {
     "SearchHit": {
         "type": "object",
         "required": ["kind", "id"],
-        "properties": {"kind": {"type": "string"}, "id": {"type": "string"}},
+        "properties": {
+            "kind": {"type": "string"}, "id": {"type": "string"},
+            "score": {"type": "number", "description": "relevance: BM25 (keyword), cosine similarity (semantic), "
+                      "reciprocal-rank fusion (hybrid); keyword results sorted by a column carry 0"},
+        },
     },
     "SearchResults": {
         "type": "object",
