@@ -238,7 +238,8 @@ def _plain(match: str) -> bool:
 
     Each FTS cursor opened on a prefix term merges the doclists of every term with that
     prefix first, and one on an OR sets up each of its terms: ~10 ms a cursor at 1M items,
-    where a walk or a per-key score opens one cursor per key.
+    where the narrowing's per-key scores open one cursor per key. (Walks check terms one at a
+    time instead: `TermPlan`.)
     """
     return "*" not in match and " OR " not in match
 
