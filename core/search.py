@@ -44,16 +44,12 @@ _QUERY_CACHE = 256
 # Keyword search: BM25 ranks every match before LIMIT (and reads each term's whole doclist
 # for its IDF), so it is used only when the query matches at most EXACT_MAX items.
 EXACT_MAX = 1_500
-# Keyword search sorted by a column: a word in at least WALK_MIN_MATCHES items of a kind is answered
-# by walking the column's index (at most WALK_MAX filtered rows) rather than by joining every match.
-WALK_MIN_MATCHES = 15_000
-WALK_MAX = 2_000
-WALK_PROBES = 8  # a walk asks FTS about each common term of each chunk: ~5 ms a term for 200 keys at 1M
-SPARSE_DOCS = 2_000  # rarer terms: a walk reads all their rows at once instead
-# A prefix of more indexed terms, or whose rare terms hold more rows, stays a join: reading them
-# costs ~100 µs a term plus ~1 µs a row (`open`: 276 rare terms, 3,548 rows, 28 ms at 1M).
-PLAN_MAX_TERMS = 300
-SPARSE_ROWS_MAX = 20_000
+# Keyword search sorted by a column: when a kind's matches are dense enough that the `needed`-th lies
+# within about WALK_MAX entries of the column's index, SQLite walks that index and checks each entry
+# against the matches (materialised once, ~0.2 µs a match), instead of reading the row of every match
+# to sort them (~2 µs a match at 1M: 300 ms for a prefix in a fifth of the models).
+WALK_MAX = 50_000  # index entries, ~60 ns each
+PROBE_TERM_COST = 150.0
 NARROW_MAX = 40  # matches of an author or tag filter scored one by one (~1 ms each at 1M) rather than joined
 _SELECTIVE = ("author", "tag", "base_model")  # filters that leave too few rows for a walk to find matches
 # Sort column → its index's name suffix (`INDEXED BY`: the walk must read the index, never sort the table).
@@ -238,62 +234,19 @@ def _plain(match: str) -> bool:
 
     Each FTS cursor opened on a prefix term merges the doclists of every term with that
     prefix first, and one on an OR sets up each of its terms: ~10 ms a cursor at 1M items,
-    where the narrowing's per-key scores open one cursor per key. (Walks check terms one at a
-    time instead: `TermPlan`.)
+    where the narrowing's per-key scores open one cursor per key.
     """
     return "*" not in match and " OR " not in match
 
 
-@dataclass(frozen=True)
-class TermGroup:
-    """One query word as the indexed terms it matches: `probes` (FTS expressions: the word itself,
-    its common longer terms, or a 3-character prefix) are looked up key by key; `sparse` terms, each
-    in at most SPARSE_DOCS rows, are read whole once."""
-
-    probes: tuple[str, ...]
-    sparse: tuple[str, ...]
-
-
-class TermPlan:
-    """A keyword query for a walk: a row matches when it has a term of every group (of any, with
-    `any_term`). Checked a term at a time because FTS looks keys up one by one, setting its
-    cursor up for each: ~25 µs a key for one term at 1M, but ~25 ms a key for a prefix longer
-    than the 3-character prefix index (it merges the doclists of all the prefix's terms first)."""
-
-    def __init__(self, groups: list[TermGroup], any_term: bool) -> None:
-        self.groups = groups
-        self.any_term = any_term
-        self._sparse_rows: dict[int, set[int]] = {}  # group index -> rowids of its sparse terms
-
-    def members(self, conn: sqlite3.Connection, keys: list[int]) -> set[int]:
-        """The keys (FTS rowids) whose rows match."""
-        matched: set[int] | None = None
-        for index, group in enumerate(self.groups):
-            if self.any_term:
-                candidates = [k for k in keys if matched is None or k not in matched]
-            else:
-                candidates = keys if matched is None else [k for k in keys if k in matched]
-            sparse = self._sparse(conn, index)
-            found = {k for k in candidates if k in sparse}
-            for probe in group.probes:
-                remaining = [k for k in candidates if k not in found]
-                if not remaining:
-                    break
-                found.update(key for (key,) in conn.execute(
-                    f"SELECT rowid FROM search_fts WHERE search_fts MATCH ? "
-                    f"AND rowid IN ({','.join('?' * len(remaining))})", [probe, *remaining]))
-            matched = found if matched is None else (matched | found if self.any_term else found)
-        return matched or set()
-
-    def _sparse(self, conn: sqlite3.Connection, index: int) -> set[int]:
-        rows = self._sparse_rows.get(index)
-        if rows is None:
-            terms = self.groups[index].sparse
-            rows = {key for (key,) in conn.execute(
-                "SELECT rowid FROM search_fts WHERE search_fts MATCH ?",
-                (" OR ".join(f'"{term}"' for term in terms),))} if terms else set()
-            self._sparse_rows[index] = rows
-        return rows
+def _probe_cost(match: str) -> float:
+    """What asking FTS whether one row matches costs, in materialised matches (~0.2 µs each; see
+    `SearchEngine._fts_walk`): ~30 µs a term, so 150 a term. 0 when a prefix longer than the
+    3-character prefix index would merge the doclists of all its terms for every row (~50 ms)."""
+    terms = re.findall(r'"([^"]*)"(\*?)', match)
+    if any(star and len(term) > 3 for term, star in terms):
+        return 0.0
+    return PROBE_TERM_COST * len(terms)
 
 
 def _narrowing(kind: Kind, filters: SearchFilters | None) -> str | None:
@@ -402,7 +355,7 @@ class SearchEngine:
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._vocab: OrderedDict[str, tuple[float, list[tuple[str, int]] | None]] = OrderedDict()
+        self._vocab: OrderedDict[str, tuple[float, list[str] | None]] = OrderedDict()
         self._popular_cache: dict[Kind, tuple[float, list[tuple[int, str]]]] = {}
         from core.embedder import index_dir
 
@@ -561,37 +514,8 @@ class SearchEngine:
                 terms.append("(" + " OR ".join(f'"{t}"' for t in expansions) + ")")
         return (" OR " if any_term else " AND ").join(terms)
 
-    def _term_plan(self, tokens: list[str], any_term: bool) -> TermPlan | None:
-        """The query as FTS probes for a walk; None when a word is too costly to check key by key."""
-        groups = []
-        for token in tokens:
-            if len(token) <= 3:
-                # The 3-character prefix index answers `"abc"*` as one term; shorter prefixes have none.
-                if len(token) == 2:
-                    return None
-                groups.append(TermGroup((f'"{token}"*' if len(token) == 3 else f'"{token}"',), ()))
-                continue
-            longer = self._longer_terms(token)
-            if longer is None:
-                return None
-            common = tuple(f'"{term}"' for term, docs in longer if docs > SPARSE_DOCS)
-            sparse = [(term, docs) for term, docs in longer if docs <= SPARSE_DOCS]
-            if sum(docs for _, docs in sparse) > SPARSE_ROWS_MAX:
-                return None
-            groups.append(TermGroup((f'"{token}"', *common), tuple(term for term, _ in sparse)))
-        if sum(len(g.probes) for g in groups) > WALK_PROBES:
-            return None
-        return TermPlan(groups, any_term)
-
     def _expansions(self, token: str) -> list[str] | None:
-        """Indexed terms that start with `token` (itself first), or None when there are too many."""
-        longer = self._longer_terms(token)
-        if longer is None or len(longer) >= MAX_EXPANSIONS:
-            return None
-        return [token, *(term for term, _ in longer)]
-
-    def _longer_terms(self, token: str) -> list[tuple[str, int]] | None:
-        """(term, documents) of the indexed terms that `token` is a strict prefix of; None past PLAN_MAX_TERMS.
+        """Indexed terms that start with `token` (itself first), or None when there are MAX_EXPANSIONS or more.
 
         Cached for VOCAB_TTL_S: a term that first appears meanwhile is found by its exact
         spelling at once and by its prefix a little later.
@@ -603,14 +527,14 @@ class SearchEngine:
         upper = token[:-1] + chr(ord(token[-1]) + 1)
         # Strictly above the token itself: fts5vocab counts each term's documents as it
         # goes, and the token's own (possibly huge) doclist is not needed to know it exists.
-        rows = self.conn.execute("SELECT term, doc FROM search_vocab WHERE term > ? AND term < ? LIMIT ?",
-                                 (token, upper, PLAN_MAX_TERMS)).fetchall()
-        longer = None if len(rows) >= PLAN_MAX_TERMS else [(r[0], int(r[1])) for r in rows]
+        longer = [r[0] for r in self.conn.execute("SELECT term FROM search_vocab WHERE term > ? AND term < ? LIMIT ?",
+                                                  (token, upper, MAX_EXPANSIONS))]
+        expansions = None if len(longer) >= MAX_EXPANSIONS else [token, *longer]
         with self._lock:
-            self._vocab[token] = (now, longer)
+            self._vocab[token] = (now, expansions)
             while len(self._vocab) > _VOCAB_CACHE:
                 self._vocab.popitem(last=False)
-        return longer
+        return expansions
 
     def _fts(self, tokens: list[str], filters: SearchFilters | None, needed: int, sort: str,
              *, any_term: bool = False) -> list[SearchHit]:
@@ -618,7 +542,7 @@ class SearchEngine:
         match = self._match(tokens, any_term)
         filtered = filters is not None and filters.beyond_kind()
         if sort != "relevance":
-            return self._fts_joined(match, filters, needed, sort, self._term_plan(tokens, any_term))
+            return self._fts_joined(match, filters, needed, sort)
         if filtered and any(_narrowing(k, filters) for k in ALL_KINDS):
             return self._fts_joined(match, filters, needed, sort)
         kinds = [kind for kind in ALL_KINDS if filter_clauses(kind, filters) is not None]
@@ -706,52 +630,38 @@ class SearchEngine:
         self._popular_cache[kind] = (now, rows)
         return rows
 
-    def _fts_joined(self, match: str, filters: SearchFilters | None, needed: int, sort: str,
-                    plan: TermPlan | None = None) -> list[SearchHit]:
+    def _fts_joined(self, match: str, filters: SearchFilters | None, needed: int, sort: str) -> list[SearchHit]:
         """Filters beyond the kind, or a sort other than relevance: the FTS matches joined to their rows.
 
-        The join reads the row of every match before the LIMIT (~100-200 ms for a common word at 1M),
+        The join reads the row of every match before the LIMIT (~100-300 ms for a common word at 1M),
         so two bounded ways come first, each giving exactly the join's results in the join's order:
         author and tag filters narrowed by FTS (`_fts_narrowed`), and for a sort by a column a walk of
         that column's index (`_fts_walk`). Relevance with broad filters stays a join: BM25 must
         score every match anyway, and the join stops reading rows once it has `needed`.
         """
-        # Per kind, in kind order: (sort value, doc key, hit when already read).
-        ranked: list[tuple[Any, int, SearchHit | None]] = []
+        ranked: list[tuple[Any, SearchHit]] = []  # per kind, in kind order: (sort value, hit)
         for kind, where, params in kinds_with_filters(filters):
             try:
-                narrowed = self._fts_narrowed(kind, match, filters, where, params, sort)
-                if narrowed is not None:
-                    ranked += [(h.score if sort == "relevance" else sort_key(h, sort), h.key, h)
-                               for h in narrowed[:needed]]
-                    continue
-                found = None if sort == "relevance" else \
-                    self._fts_walk(kind, match, plan, filters, where, params, needed, sort)
-                if found is not None:
-                    ranked += [(value, doc_key(kind, pk), None) for value, pk in found]
-                else:
-                    ranked += [(sort_key(h, sort) if sort != "relevance" else h.score, h.key, h)
-                               for h in self._fts_join(kind, match, where, params, needed, sort)]
+                hits = self._fts_narrowed(kind, match, filters, where, params, sort)
+                if hits is None and sort != "relevance":
+                    hits = self._fts_walk(kind, match, filters, where, params, needed, sort)
+                if hits is None:
+                    hits = self._fts_join(kind, match, where, params, needed, sort)
             except sqlite3.OperationalError as exc:
                 # Quoting makes syntax errors impossible; anything else is logged, never raised at the user.
                 log.warning("fts_query_failed", match=match, error=str(exc))
+                continue
+            ranked += [(h.score if sort == "relevance" else sort_key(h, sort), h) for h in hits[:needed]]
         default = "" if sort in ("created", "modified") else 0
         # Stable, as the join results always were: equal values keep kind order, then each kind's order.
         ranked.sort(key=lambda r: r[0] if r[0] is not None else default, reverse=True)
-        return self._complete(ranked[:needed])
-
-    def _complete(self, ranked: list[tuple[Any, int, SearchHit | None]]) -> list[SearchHit]:
-        """Hits for walked keys (read now; a walk serves a sort by a column: score 0) merged with those
-        already read."""
-        missing = [key for _, key, hit in ranked if hit is None]
-        read = {h.key: h for h in self._hydrate([(key, 0.0) for key in missing], None)} if missing else {}
-        hits = [hit if hit is not None else read.get(key) for _, key, hit in ranked]
-        return [hit for hit in hits if hit is not None]
+        return [hit for _, hit in ranked[:needed]]
 
     def _fts_join(self, kind: Kind, match: str, where: str, params: list[Any], needed: int,
                   sort: str) -> list[SearchHit]:
         lo, hi = key_range(kind)
-        order = "f.rank" if sort == "relevance" else f"t.{_sort_column(kind, sort)} DESC"
+        # Equal values newest pk first, as the column's index (and so `_fts_walk`) lists them.
+        order = "f.rank" if sort == "relevance" else f"t.{_sort_column(kind, sort)} DESC, t.pk DESC"
         # BM25 only where it orders the results: it reads each term's whole doclist for its IDF.
         score = "-f.rank" if sort == "relevance" else "0.0"
         sql = (f"SELECT {_columns(kind)}, {score} AS score FROM search_fts f JOIN {kind.table} t "
@@ -788,69 +698,58 @@ class SearchEngine:
         scores = {key: score for key, score in self.conn.execute(
             f"SELECT rowid, {'-rank' if sort == 'relevance' else '0.0'} FROM search_fts WHERE search_fts MATCH ? "
             f"AND rowid IN ({','.join('?' * len(rows))})", [match, *rows])}
-        # Key order first: the join lists equal ranks and equal sort values in FTS (rowid) order.
+        # Key order first: the join lists equal ranks in FTS (rowid) order.
         hits = [hit_from_row(kind, rows[key], scores[key]) for key in sorted(rows) if key in scores]
         if sort == "relevance":
             hits.sort(key=lambda h: h.score, reverse=True)
         else:
             column = _sort_column(kind, sort)
-            # SQLite's DESC: NULLs last.
+            # SQLite's DESC: NULLs last; equal values newest pk first, as in the column's index.
             hits.sort(key=lambda h: (rows[h.key][column] is not None,
-                                     rows[h.key][column] if rows[h.key][column] is not None else 0), reverse=True)
+                                     rows[h.key][column] if rows[h.key][column] is not None else 0, h.pk),
+                      reverse=True)
         return hits
 
-    def _fts_walk(self, kind: Kind, match: str, plan: TermPlan | None, filters: SearchFilters | None, where: str,
-                  params: list[Any], needed: int, sort: str) -> list[tuple[Any, int]] | None:
-        """The `needed` first matches in sort order, as (value, pk), found by walking the column's index
-        and asking FTS which of each chunk match; None when the join is the cheaper way: few matches,
-        a walk past WALK_MAX rows (rare words, narrow filters), or a tie longer than a chunk.
+    def _fts_walk(self, kind: Kind, match: str, filters: SearchFilters | None, where: str, params: list[Any],
+                  needed: int, sort: str) -> list[SearchHit] | None:
+        """The join's results, found by walking the sort column's index from the top and keeping the
+        entries that match; None when the join is cheaper (matches too sparse for the `needed`-th to lie
+        within ~WALK_MAX entries) or selective filters would make the walk long.
 
-        Ordered as the join orders them: value descending, ties by pk ascending (the join's sorter keeps
-        FTS order, rowid ascending, among equal values), so the walk goes on past the `needed`-th match
-        until the value changes.
+        Results are in index order (value descending, then pk descending), so the walk stops at the
+        `needed`-th match. Each entry is checked against the matches materialised once (~0.2 µs a
+        match), or, when matches are so dense that few entries are walked, by asking FTS about that key
+        alone (`_probe_cost`). Filters that pass a small share of the matches lengthen the walk in
+        proportion; at worst it reads the whole index (~60 ms at 1M) besides the rows the join reads.
         """
-        if needed * 8 > WALK_MAX or (filters is not None and any(getattr(filters, f) for f in _SELECTIVE)) \
-                or plan is None:
+        if filters is not None and any(getattr(filters, f) for f in _SELECTIVE):
             return None
         lo, hi = key_range(kind)
+        rows = self.conn.execute(f"SELECT max(pk) FROM {kind.table}").fetchone()[0] or 0
+        dense = needed * rows // WALK_MAX + 1  # at least this many matches: the walk is the cheaper way
+        probe_cost = _probe_cost(match)
+        # Probing costs ~walked × probe_cost and walked ≈ needed × rows / matches; materialising costs
+        # ~matches: probing wins past the square root of their product.
+        probe_from = math.isqrt(int(needed * rows * probe_cost)) if probe_cost else None
         count = self.conn.execute(
             "SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? "
-            "LIMIT ?)", (match, lo, hi, WALK_MIN_MATCHES)).fetchone()[0]
-        if count < WALK_MIN_MATCHES:
+            "LIMIT ?)", (match, lo, hi, max(dense, probe_from or 0))).fetchone()[0]
+        if count < dense:
             return None
         column = _sort_column(kind, sort)
-        # The index alone (pk is the rowid): a row is read only once FTS says it matches, to check that
-        # it is live and passes the filters; LIMIT bounds the walk however few pass.
+        member = (f"EXISTS (SELECT 1 FROM search_fts WHERE search_fts MATCH ? AND rowid = t.pk + {lo})"
+                  if probe_from is not None and count >= probe_from else
+                  f"t.pk IN (SELECT rowid - {lo} FROM search_fts WHERE search_fts MATCH ? "
+                  f"AND rowid BETWEEN {lo} AND {hi})")
+        sql = (f"SELECT {_columns(kind)} FROM {kind.table} t INDEXED BY {kind.table}_{_SORT_INDEX[column]} "
+               f"WHERE {member} AND t.deleted_at IS NULL{where} ORDER BY t.{column} DESC, t.pk DESC LIMIT ?")
         try:
-            rows = self.conn.execute(f"SELECT t.pk, t.{column} FROM {kind.table} t INDEXED BY {kind.table}_"
-                                     f"{_SORT_INDEX[column]} ORDER BY t.{column} DESC LIMIT ?", (WALK_MAX,))
-        except sqlite3.OperationalError:  # no such index (an older schema): the join still answers
-            return None
-        found: list[tuple[Any, int]] = []
-        chunk = max(needed * 8, 200)
-        walked = 0
-        while True:
-            part = rows.fetchmany(chunk)
-            walked += len(part)
-            if len(part) == chunk and part[0][1] == part[-1][1] and len(found) < needed:
-                return None  # a tie longer than a chunk: the join orders it cheaper than a walk through it
-            keys = [lo | pk for pk, _ in part]
-            members = [key - lo for key in plan.members(self.conn, keys)] if keys else []
-            passing = {r[0] for r in self.conn.execute(
-                f"SELECT t.pk FROM {kind.table} t WHERE t.pk IN ({','.join('?' * len(members))}) "
-                f"AND t.deleted_at IS NULL{where}", [*members, *params])} if members else set()
-            found += [(value, pk) for pk, value in part if pk in passing]
-            if part and len(found) >= needed and part[-1][1] != found[needed - 1][0]:
-                break  # past the value of the needed-th match: every tie of it is in `found`
-            if len(part) == chunk and len(found) < needed and walked * needed > WALK_MAX * max(len(found), 1):
-                return None  # at the density seen so far, `needed` matches lie past WALK_MAX: join now
-            if len(part) < chunk:
-                if walked >= WALK_MAX:
-                    return None  # not enough matches among the rows walked: the join finds the rest
-                break  # every row seen: `found` is complete
-        found.sort(key=lambda vp: vp[1])
-        found.sort(key=lambda vp: (vp[0] is not None, vp[0] if vp[0] is not None else 0), reverse=True)
-        return found[:needed]
+            found = self.conn.execute(sql, [match, *params, needed]).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such index" in str(exc):  # dropped for a first bulk load: the join still answers
+                return None
+            raise
+        return [hit_from_row(kind, row, 0.0) for row in found]
 
     def _browse(self, filters: SearchFilters | None, sort: str, needed: int) -> list[SearchHit]:
         """No query text: the filtered items in sort order."""

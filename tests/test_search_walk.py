@@ -48,7 +48,8 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
 
 def reference(engine: SearchEngine, word: str, filters: SearchFilters | None, sort: str,
               needed: int) -> list[tuple[str, float]]:
-    """The plain join, ties by FTS rowid, merged across kinds in kind order."""
+    """The plain join, merged across kinds in kind order; ties by FTS rowid for relevance, newest first
+    (rowid descending) for a sort by a column."""
     rows = []
     for kind in ALL_KINDS:
         clauses = filter_clauses(kind, filters)
@@ -61,7 +62,8 @@ def reference(engine: SearchEngine, word: str, filters: SearchFilters | None, so
         rows += engine.conn.execute(
             f"SELECT t.id, {value}, -f.rank FROM search_fts f JOIN {kind.table} t ON t.pk = f.rowid - {lo} "
             f"WHERE search_fts MATCH ? AND f.rowid BETWEEN {lo} AND {hi} AND t.deleted_at IS NULL{where} "
-            f"ORDER BY {order}, f.rowid LIMIT ?", [f'"{word}"', *params, needed]).fetchall()
+            f"ORDER BY {order}, f.rowid{'' if sort == 'relevance' else ' DESC'} LIMIT ?",
+            [f'"{word}"', *params, needed]).fetchall()
     default = "" if sort in ("created", "modified") else 0
     rows.sort(key=lambda r: r[1] if r[1] is not None else default, reverse=True)
     # BM25 is the score only when it orders the results; sorted by a column, every score is 0.
@@ -95,19 +97,21 @@ CASES = [
 
 
 @pytest.mark.parametrize(("filters", "sort"), CASES)
-@pytest.mark.parametrize("walk_max", [60, 400, 5000])
+# A walk for common words only, or for every word; rows checked against the materialised matches, or
+# (a cheap probe) one by one for the commonest words.
+@pytest.mark.parametrize(("walk_max", "probe_term_cost"), [(3_000, 150.0), (10**12, 150.0), (10**12, 1e-3)])
 def test_walk_matches_the_join(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch, filters: SearchFilters | None,
-                               sort: str, walk_max: int) -> None:
+                               sort: str, walk_max: int, probe_term_cost: float) -> None:
     found_any = False
     for word in WORDS:
         for limit, offset in ((20, 0), (5, 10), (1, 0)):
             # The join alone, as before the walk and the narrowing.
-            monkeypatch.setattr(search, "WALK_MIN_MATCHES", 10**9)
+            monkeypatch.setattr(search, "WALK_MAX", 1)
             monkeypatch.setattr(search, "NARROW_MAX", -1)
             joined = engine.search(word, filters, sort=sort, limit=limit, offset=offset)
-            monkeypatch.setattr(search, "WALK_MIN_MATCHES", 50)
             monkeypatch.setattr(search, "WALK_MAX", walk_max)
-            monkeypatch.setattr(search, "NARROW_MAX", walk_max // 4)
+            monkeypatch.setattr(search, "PROBE_TERM_COST", probe_term_cost)
+            monkeypatch.setattr(search, "NARROW_MAX", 15)
             walked = engine.search(word, filters, sort=sort, limit=limit, offset=offset)
             expected = reference(engine, word, filters, sort, offset + limit)[offset:]
             assert [(h.id, h.to_json()["score"]) for h in walked] == expected
@@ -118,7 +122,7 @@ def test_walk_matches_the_join(engine: SearchEngine, monkeypatch: pytest.MonkeyP
 
 
 def test_relevance_with_filters_is_unchanged(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(search, "WALK_MIN_MATCHES", 50)
+    monkeypatch.setattr(search, "WALK_MAX", 10**12)
     filters = SearchFilters(kind=Kind.MODEL, pipeline_tag="text-generation")
     hits = engine.search("llama", filters, limit=30)
     assert hits and all(h.pipeline_tag == "text-generation" and "llama" in h.id for h in hits)
@@ -128,29 +132,54 @@ def test_relevance_with_filters_is_unchanged(engine: SearchEngine, monkeypatch: 
 @pytest.mark.parametrize(("query", "sort"), [
     ("visio", "downloads"), ("visio", "created"), ("mistr gguf", "downloads"), ("mistr gguf", "created"),
     ("llam zzzz", "downloads"), ("llam zzzz", "created"), ("visio mistr", "created"), ("vis", "downloads"),
+    ("m", "likes"), ("lla", "modified"),
 ])
-@pytest.mark.parametrize("sparse_docs", [0, 2_000])  # longer terms checked key by key, or read whole
-def test_walk_over_prefix_expansions_matches_the_join(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch,
-                                                      query: str, sort: str, sparse_docs: int) -> None:
-    """Words that expand to a few indexed terms (and a word that matches nothing, for any-word results):
-    the walk checks each term of each word and still returns exactly what the join returns."""
-    calls: list[int] = []
+@pytest.mark.parametrize("probe_term_cost", [150.0, 1e-3])
+def test_walk_over_prefixes_matches_the_join(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch,
+                                             query: str, sort: str, probe_term_cost: float) -> None:
+    """Words that FTS expands to several indexed terms (and a word that matches nothing, for any-word
+    results): the walk returns exactly what the join returns, with either way of checking rows."""
+    walks: list[str] = []
+
+    def trace(sql: str) -> None:
+        if "INDEXED BY" in sql:
+            walks.append("probe" if "EXISTS (SELECT 1 FROM search_fts" in sql else "materialised")
+
     for filters in (None, SearchFilters(kind=Kind.MODEL, pipeline_tag="text-generation")):
-        monkeypatch.setattr(search, "WALK_MIN_MATCHES", 10**9)
+        monkeypatch.setattr(search, "WALK_MAX", 1)
         joined = engine.search(query, filters, sort=sort, limit=20)
-        monkeypatch.setattr(search, "WALK_MIN_MATCHES", 50)
-        monkeypatch.setattr(search, "WALK_MAX", 400)
-        monkeypatch.setattr(search, "SPARSE_DOCS", sparse_docs)
-        engine._vocab.clear()
-        monkeypatch.setattr(search.TermPlan, "members", _counting(search.TermPlan.members, calls))
-        walked = engine.search(query, filters, sort=sort, limit=20)
+        monkeypatch.setattr(search, "WALK_MAX", 10**12)
+        monkeypatch.setattr(search, "PROBE_TERM_COST", probe_term_cost)
+        engine.conn.set_trace_callback(trace)
+        try:
+            walked = engine.search(query, filters, sort=sort, limit=20)
+        finally:
+            engine.conn.set_trace_callback(None)
         assert walked and [h.to_json() for h in walked] == [h.to_json() for h in joined]
         monkeypatch.undo()
-    assert calls, "the walk did not run"
+    assert walks, "the walk did not run"
+    # With probes priced as in production, 1,500 models are never dense enough for them.
+    assert ("probe" in walks) == (probe_term_cost < 1), walks
 
 
-def _counting(method, calls: list[int]):  # type: ignore[no-untyped-def]
-    def wrapper(self, conn, keys):  # type: ignore[no-untyped-def]
-        calls.append(len(keys))
-        return method(self, conn, keys)
-    return wrapper
+def test_probe_cost() -> None:
+    """A row is probed a term at a time; never through a prefix longer than the prefix index (3 characters),
+    which FTS would expand again for every row."""
+    assert search._probe_cost('"llama"') == search.PROBE_TERM_COST
+    assert search._probe_cost('("visio" OR "vision") AND "lla"*') == 3 * search.PROBE_TERM_COST
+    assert search._probe_cost('"llama" AND "instruct"*') == 0
+
+
+def test_walk_needs_the_sort_index(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While a first bulk load has the sort indexes dropped, sorted searches fall back to the join."""
+    monkeypatch.setattr(search, "WALK_MAX", 10**12)
+    conn = engine.conn
+    try:
+        conn.execute("SAVEPOINT drop_index")
+        conn.execute("DROP INDEX models_downloads")
+        hits = engine.search("llama", SearchFilters(kind=Kind.MODEL), sort="downloads", limit=10)
+    finally:
+        conn.execute("ROLLBACK TO drop_index")
+        conn.execute("RELEASE drop_index")
+    downloads = [h.downloads for h in hits]
+    assert len(hits) == 10 and downloads == sorted(downloads, reverse=True)
