@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -50,6 +50,12 @@ EXACT_MAX = 1_500
 # to sort them (~2 µs a match at 1M: 300 ms for a prefix in a fifth of the models).
 WALK_MAX = 50_000  # index entries, ~60 ns each
 PROBE_TERM_COST = 150.0
+# A walk gives up for the join (filters that few matches pass) once it has run as long as the join
+# would, reading ~2 µs a match, within these bounds; a walk that succeeds costs ~1-40 ms at 1M.
+JOIN_S_PER_MATCH = 2e-6
+WALK_BUDGET_S = (0.005, 0.06)
+_JOIN_BUDGET_MATCHES = int(WALK_BUDGET_S[1] / JOIN_S_PER_MATCH)  # matches counted to price the join
+_BUDGET_CHECK_OPS = 1000  # SQLite VM instructions between two looks at the clock (~20-100 µs)
 NARROW_MAX = 40  # matches of an author or tag filter scored one by one (~1 ms each at 1M) rather than joined
 _SELECTIVE = ("author", "tag", "base_model")  # filters that leave too few rows for a walk to find matches
 # Sort column → its index's name suffix (`INDEXED BY`: the walk must read the index, never sort the table).
@@ -237,6 +243,20 @@ def _plain(match: str) -> bool:
     where the narrowing's per-key scores open one cursor per key.
     """
     return "*" not in match and " OR " not in match
+
+
+def _within(conn: sqlite3.Connection, seconds: float, sql: str, params: Sequence[Any]) -> list[sqlite3.Row] | None:
+    """The query's rows, or None when it runs past `seconds` (interrupted through the progress handler)."""
+    deadline = time.perf_counter() + seconds
+    conn.set_progress_handler(lambda: time.perf_counter() > deadline, _BUDGET_CHECK_OPS)
+    try:
+        return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError as exc:
+        if str(exc) == "interrupted":
+            return None
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
 
 
 def _probe_cost(match: str) -> float:
@@ -559,11 +579,7 @@ class SearchEngine:
                 # Filters: BM25 scores every match in the join anyway, and there are few.
                 return self._fts_joined(match, filters, needed, sort) if filtered else \
                     self._fts_ranked(match, lo, hi, filters, needed, count)
-            hits = self._fts_large(match, tokens, any_term, filters, needed)
-            if filtered and len(hits) < needed:
-                # Filters the bounded candidates rarely pass: only the join finds every match.
-                return self._fts_joined(match, filters, needed, sort)
-            return hits
+            return self._fts_large(match, tokens, any_term, filters, needed)
         except sqlite3.OperationalError as exc:
             # Quoting makes syntax errors impossible; anything else is logged, never raised at the user.
             log.warning("fts_query_failed", match=match, error=str(exc))
@@ -588,33 +604,49 @@ class SearchEngine:
         """More matches than BM25 can rank in time (it scores every match, and reads every term's
         whole doclist for its IDF, which is ~0 anyway for a term in a large share of the corpus).
 
-        Candidates per kind: the POPULAR_WALK most popular items whose text has the words, and the
-        RECENT_POOL newest matches from FTS (both bounded, whatever the match count). Ranked by the
-        share of the words found in the name, then by popularity, as the Hub itself ranks such queries.
-        Only the `needed` best are read in full. Filters apply to the candidates (a join ranking
-        every match by BM25 cost ~1 s for a common word with a pipeline tag filter at 1M).
+        Candidates per kind: the most popular matches and the RECENT_POOL newest matches from FTS (both
+        bounded, whatever the match count). Ranked by the share of the words found in the name, then by
+        popularity, as the Hub itself ranks such queries. Only the `needed` best are read in full.
+        The most popular matches are sought among the POPULAR_WALK most popular items (cached with their
+        text). With filters beyond the kind that fewer than `needed` candidates pass, they are found by
+        walking the popularity index instead (`_fts_walk`), or where the walk gives up by the join's
+        BM25 best (a join ranking every match cost 100-450 ms for a common word with a pipeline tag at 1M).
         """
         required = 1 if any_term else len(tokens)
         words = [" " + t for t in tokens]
+        filtered = filters is not None and filters.beyond_kind()
         scored: list[tuple[int, float]] = []
         for kind, where, params in kinds_with_filters(filters):
-            lo, hi = key_range(kind)
-            name = "t.title" if kind is Kind.PAPER else "t.id"
-            popularity = _POPULARITY[kind]
-            popular = [pk for pk, text in self._popular(kind) if sum(w in text for w in words) >= required]
-            sql = (
-                f"SELECT t.pk, {_normalised(name)} AS name, t.{popularity} AS popularity FROM {kind.table} t "
-                f"WHERE t.pk IN (SELECT pk FROM (SELECT rowid - {lo} AS pk FROM search_fts "
-                f"WHERE search_fts MATCH ? AND rowid BETWEEN {lo} AND {hi} ORDER BY rowid DESC LIMIT {RECENT_POOL}) "
-                f"UNION ALL SELECT value FROM json_each(?)) AND t.deleted_at IS NULL{where}"
-            )
-            candidates = [(sum(w in (row[1] or "") for w in words), row[2], row[0])
-                          for row in self.conn.execute(sql, (match, orjson.dumps(popular).decode(), *params))]
+            pool = {pk for pk, text in self._popular(kind) if sum(w in text for w in words) >= required}
+            candidates = self._large_candidates(kind, match, words, pool, where, params)
+            if filtered and len(candidates) < needed:
+                popularity = "likes" if _POPULARITY[kind] == "likes" else "downloads"
+                best = self._fts_walk(kind, match, filters, where, params, needed, popularity)
+                if best is None:
+                    best = self._fts_join(kind, match, where, params, needed, "relevance")
+                candidates = self._large_candidates(kind, match, words, {h.pk for h in best}, where, params)
             candidates.sort(key=lambda c: (c[0], c[1] is not None, c[1] or 0), reverse=True)
-            scored += [(lo | pk, hits / len(tokens) + math.log10(1 + (pop or 0)) / 10)
+            scored += [(key_range(kind)[0] | pk, hits / len(tokens) + math.log10(1 + (pop or 0)) / 10)
                        for hits, pop, pk in candidates[:needed]]
         scored.sort(key=lambda pair: pair[1], reverse=True)
         return self._hydrate(scored[:needed], filters)
+
+    def _large_candidates(self, kind: Kind, match: str, words: list[str], popular: set[int], where: str,
+                          params: list[Any]) -> list[tuple[int, int | None, int]]:
+        """(words found in the name, popularity, pk) of `popular` and of the RECENT_POOL newest matches,
+        for those live and passing the filters."""
+        lo, hi = key_range(kind)
+        name = "t.title" if kind is Kind.PAPER else "t.id"
+        sql = (
+            # NOT INDEXED: rowid lookups, never a scan of an index that a filter's column leads.
+            f"SELECT t.pk, {_normalised(name)} AS name, t.{_POPULARITY[kind]} AS popularity "
+            f"FROM {kind.table} t NOT INDEXED "
+            f"WHERE t.pk IN (SELECT pk FROM (SELECT rowid - {lo} AS pk FROM search_fts "
+            f"WHERE search_fts MATCH ? AND rowid BETWEEN {lo} AND {hi} ORDER BY rowid DESC LIMIT {RECENT_POOL}) "
+            f"UNION ALL SELECT value FROM json_each(?)) AND t.deleted_at IS NULL{where}"
+        )
+        return [(sum(w in (row[1] or "") for w in words), row[2], row[0])
+                for row in self.conn.execute(sql, (match, orjson.dumps(sorted(popular)).decode(), *params))]
 
     def _popular(self, kind: Kind) -> list[tuple[int, str]]:
         """The POPULAR_WALK most popular items of `kind` (deleted ones too: hydration drops them) with
@@ -720,36 +752,48 @@ class SearchEngine:
         `needed`-th match. Each entry is checked against the matches materialised once (~0.2 µs a
         match), or, when matches are so dense that few entries are walked, by asking FTS about that key
         alone (`_probe_cost`). Filters that pass a small share of the matches lengthen the walk in
-        proportion; at worst it reads the whole index (~60 ms at 1M) besides the rows the join reads.
+        proportion: past what the join would cost (`WALK_BUDGET_S`) it gives up (None), and the join
+        answers.
         """
         if filters is not None and any(getattr(filters, f) for f in _SELECTIVE):
             return None
         lo, hi = key_range(kind)
+        column = _sort_column(kind, sort)
+        index = f"{kind.table}_{_SORT_INDEX[column]}"
+        if filters is not None and filters.pipeline_tag and column == "downloads" and kind is not Kind.PAPER:
+            # Only the entries that pass the filter (m0010: NOCASE, so that nothing else picks the index).
+            index = f"{kind.table}_pipeline_downloads"
+            where, params = f" AND t.pipeline_tag = ? COLLATE NOCASE{where}", [filters.pipeline_tag, *params]
         rows = self.conn.execute(f"SELECT max(pk) FROM {kind.table}").fetchone()[0] or 0
         dense = needed * rows // WALK_MAX + 1  # at least this many matches: the walk is the cheaper way
-        probe_cost = _probe_cost(match)
         # Probing costs ~walked × probe_cost and walked ≈ needed × rows / matches; materialising costs
-        # ~matches: probing wins past the square root of their product.
+        # ~matches: probing wins past the square root of their product. Not with filters: how few of
+        # the matches pass them (a pipeline tag on none of a word's 50,000 matches) is unknown, and a
+        # probe costs 50 times a materialised match.
+        probe_cost = 0.0 if filters is not None and filters.beyond_kind() else _probe_cost(match)
         probe_from = math.isqrt(int(needed * rows * probe_cost)) if probe_cost else None
         count = self.conn.execute(
             "SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? "
-            "LIMIT ?)", (match, lo, hi, max(dense, probe_from or 0))).fetchone()[0]
+            "LIMIT ?)", (match, lo, hi, max(dense, probe_from or 0, _JOIN_BUDGET_MATCHES))).fetchone()[0]
         if count < dense:
             return None
-        column = _sort_column(kind, sort)
         member = (f"EXISTS (SELECT 1 FROM search_fts WHERE search_fts MATCH ? AND rowid = t.pk + {lo})"
                   if probe_from is not None and count >= probe_from else
                   f"t.pk IN (SELECT rowid - {lo} FROM search_fts WHERE search_fts MATCH ? "
                   f"AND rowid BETWEEN {lo} AND {hi})")
-        sql = (f"SELECT {_columns(kind)} FROM {kind.table} t INDEXED BY {kind.table}_{_SORT_INDEX[column]} "
+        sql = (f"SELECT {_columns(kind)} FROM {kind.table} t INDEXED BY {index} "
                f"WHERE {member} AND t.deleted_at IS NULL{where} ORDER BY t.{column} DESC, t.pk DESC LIMIT ?")
         try:
-            found = self.conn.execute(sql, [match, *params, needed]).fetchall()
+            # Through the pipeline index the walk reads at most the entries that pass (~0.15 µs each),
+            # which costs less than the join whenever the matches outnumber them a tenth.
+            budget = WALK_BUDGET_S[1] if index.endswith("_pipeline_downloads") else \
+                min(max(count * JOIN_S_PER_MATCH, WALK_BUDGET_S[0]), WALK_BUDGET_S[1])
+            found = _within(self.conn, budget, sql, [match, *params, needed])
         except sqlite3.OperationalError as exc:
             if "no such index" in str(exc):  # dropped for a first bulk load: the join still answers
                 return None
             raise
-        return [hit_from_row(kind, row, 0.0) for row in found]
+        return None if found is None else [hit_from_row(kind, row, 0.0) for row in found]
 
     def _browse(self, filters: SearchFilters | None, sort: str, needed: int) -> list[SearchHit]:
         """No query text: the filtered items in sort order."""

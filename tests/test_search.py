@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import core.search as search
 from core.kinds import Kind
 from core.search import (
     EXACT_MAX,
@@ -207,9 +208,14 @@ def test_keyword_over_more_matches_than_bm25_ranks(data_dir: Path) -> None:
     assert ids(engine.search("widget", limit=3)) == expected[1:4]
 
 
-def test_filtered_keyword_over_more_matches_than_bm25_ranks(data_dir: Path) -> None:
+@pytest.mark.parametrize("walk", [True, False])  # the popularity index walked, or the join when a walk gives up
+def test_filtered_keyword_over_more_matches_than_bm25_ranks(data_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            walk: bool) -> None:
     """Past EXACT_MAX matches with a filter: the bounded candidates, filtered; a filter they rarely
-    pass falls back to the join, which finds every match."""
+    pass sends the search to the most popular matches that pass (walking an index), or to the join."""
+    if not walk:
+        monkeypatch.setattr(search, "WALK_BUDGET_S", (0.0, 0.0))
+        monkeypatch.setattr(search, "_BUDGET_CHECK_OPS", 1)
     config = make_config(data_dir)
     models = [repo(f"org{i}/widget-{i}", downloads=i, pipeline_tag="text-generation" if i % 2 else "fill-mask")
               for i in range(EXACT_MAX + 200)]
@@ -222,6 +228,15 @@ def test_filtered_keyword_over_more_matches_than_bm25_ranks(data_dir: Path) -> N
     assert ids(hits) == [f"org{top}/widget-{top}", f"org{top - 2}/widget-{top - 2}", f"org{top - 4}/widget-{top - 4}"]
     assert ids(engine.search("widget", SearchFilters(pipeline_tag="image-to-text"), limit=3)) == ["rare/widget-ocr"]
     engine.close()
+    # Candidate pools that no fill-mask model is in.
+    monkeypatch.setattr(search, "POPULAR_WALK", 1)
+    monkeypatch.setattr(search, "RECENT_POOL", 1)
+    engine = SearchEngine(config)
+    hits = engine.search("widget", SearchFilters(pipeline_tag="fill-mask"), limit=3)
+    assert len(hits) == 3 and all(h.pipeline_tag == "fill-mask" and "widget" in h.id for h in hits)
+    if walk:  # the most downloaded fill-mask matches
+        assert ids(hits) == [f"org{top - 1}/widget-{top - 1}", f"org{top - 3}/widget-{top - 3}",
+                             f"org{top - 5}/widget-{top - 5}"]
     engine.close()
 
 

@@ -183,3 +183,34 @@ def test_walk_needs_the_sort_index(engine: SearchEngine, monkeypatch: pytest.Mon
         conn.execute("RELEASE drop_index")
     downloads = [h.downloads for h in hits]
     assert len(hits) == 10 and downloads == sorted(downloads, reverse=True)
+
+
+def test_a_walk_past_its_budget_gives_way_to_the_join(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A walk that runs longer than the join would (filters few matches pass) is interrupted, and the join
+    answers: the same results."""
+    filters = SearchFilters(kind=Kind.MODEL, pipeline_tag="translation")
+    monkeypatch.setattr(search, "WALK_MAX", 1)
+    joined = engine.search("llama", filters, sort="downloads", limit=20)
+    monkeypatch.setattr(search, "WALK_MAX", 10**12)
+    monkeypatch.setattr(search, "WALK_BUDGET_S", (0.0, 0.0))
+    monkeypatch.setattr(search, "_BUDGET_CHECK_OPS", 1)
+    walks: list[str] = []
+    engine.conn.set_trace_callback(lambda sql: walks.append(sql) if "INDEXED BY" in sql else None)
+    try:
+        walked = engine.search("llama", filters, sort="downloads", limit=20)
+    finally:
+        engine.conn.set_trace_callback(None)
+    assert walks and joined and [h.to_json() for h in walked] == [h.to_json() for h in joined]
+
+
+def test_a_pipeline_filter_walks_only_the_items_that_carry_it(engine: SearchEngine,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(search, "WALK_MAX", 10**12)
+    walks: list[str] = []
+    engine.conn.set_trace_callback(lambda sql: walks.append(sql) if "INDEXED BY" in sql else None)
+    try:
+        hits = engine.search("llama", SearchFilters(pipeline_tag="translation"), sort="downloads", limit=5)
+    finally:
+        engine.conn.set_trace_callback(None)
+    assert hits and all(h.pipeline_tag == "translation" for h in hits)
+    assert any("INDEXED BY models_pipeline_downloads" in sql for sql in walks), walks
