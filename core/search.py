@@ -65,8 +65,10 @@ POPULAR_WALK = 300  # larger match sets: the most popular items of each kind che
 RECENT_POOL = 150  # … and the newest FTS matches of each kind
 SEARCH_CACHE_KIB = 16_384  # SQLite page cache of each search connection
 POPULAR_TTL_S = 60.0  # a newly popular item joins the popular candidates within this time
-MAX_EXPANSIONS = 17  # a prefix with more indexed terms than this stays an FTS prefix query
+MAX_EXPANSIONS = 65  # a prefix with more indexed terms than this stays an FTS prefix query (see _match)
 VOCAB_TTL_S = 600.0
+COUNT_TTL_S = 30.0
+_COUNT_CACHE = 4096
 _VOCAB_CACHE = 4096
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 _PARAMS = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmbt]?)\s*$", re.IGNORECASE)
@@ -246,9 +248,10 @@ def _plain(match: str) -> bool:
 
 
 def _within(conn: sqlite3.Connection, seconds: float, sql: str, params: Sequence[Any]) -> list[sqlite3.Row] | None:
-    """The query's rows, or None when it runs past `seconds` (interrupted through the progress handler)."""
-    deadline = time.perf_counter() + seconds
-    conn.set_progress_handler(lambda: time.perf_counter() > deadline, _BUDGET_CHECK_OPS)
+    """The query's rows, or None when it uses more than `seconds` of CPU (interrupted through the progress
+    handler). CPU, not wall time: on a busy machine a walk waiting for a core is no reason to give up."""
+    deadline = time.thread_time() + seconds
+    conn.set_progress_handler(lambda: time.thread_time() > deadline, _BUDGET_CHECK_OPS)
     try:
         return conn.execute(sql, params).fetchall()
     except sqlite3.OperationalError as exc:
@@ -377,6 +380,7 @@ class SearchEngine:
         self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._vocab: OrderedDict[str, tuple[float, list[str] | None]] = OrderedDict()
         self._popular_cache: dict[Kind, tuple[float, list[tuple[int, str]]]] = {}
+        self._counts: OrderedDict[tuple[str, int, int], tuple[float, int, int]] = OrderedDict()
         from core.embedder import index_dir
 
         self.index = IndexReader(IndexStore(index_dir(config)))
@@ -521,7 +525,9 @@ class SearchEngine:
         FTS5 evaluates `"tok"*` (longer than the 3-character prefix index) by merging the
         doclists of every term with that prefix into memory before it can skip anywhere,
         which costs ~30 ms for a term in half the corpus. An OR of the expansions is walked
-        lazily instead, and skips.
+        lazily instead, and skips. Up to 64 longer terms (MAX_EXPANSIONS): at 1M, 17 left
+        `instruct` and `image` (17 each) as prefixes, and two-word searches with them at p99
+        63 ms of CPU; 64, at 46 ms.
         """
         terms = []
         for token in tokens:
@@ -570,34 +576,66 @@ class SearchEngine:
             return []
         lo, hi = (key_range(kinds[0])[0], key_range(kinds[-1])[1]) if len(kinds) == 1 else (0, 1 << 62)
         try:
-            count = self.conn.execute(
-                "SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH ? "
-                "AND rowid BETWEEN ? AND ? LIMIT ?)", (match, lo, hi, EXACT_MAX + 1)).fetchone()[0]
-            if count == 0:
-                return []
-            if count <= EXACT_MAX:
+            if self._few_matches(match, tokens, any_term, lo, hi):
                 # Filters: BM25 scores every match in the join anyway, and there are few.
                 return self._fts_joined(match, filters, needed, sort) if filtered else \
-                    self._fts_ranked(match, lo, hi, filters, needed, count)
+                    self._fts_ranked(match, lo, hi, filters, needed)
             return self._fts_large(match, tokens, any_term, filters, needed)
         except sqlite3.OperationalError as exc:
             # Quoting makes syntax errors impossible; anything else is logged, never raised at the user.
             log.warning("fts_query_failed", match=match, error=str(exc))
             return []
 
-    def _fts_ranked(self, match: str, lo: int, hi: int, filters: SearchFilters | None, needed: int,
-                    count: int) -> list[SearchHit]:
+    def _few_matches(self, match: str, tokens: list[str], any_term: bool, lo: int, hi: int) -> bool:
+        """Whether `match` has at most EXACT_MAX matches in lo..hi (BM25 can rank them all in time).
+
+        Each word's count is cached (`_count`), and often settles it: all the words match at most as
+        many rows as the rarest, any of them at least as many as the commonest.
+        """
+        if len(tokens) > 1:
+            counts = [self._count(self._match([token], False), lo, hi, EXACT_MAX + 1) for token in tokens]
+            if any_term and max(counts) > EXACT_MAX:
+                return False
+            if not any_term and min(counts) <= EXACT_MAX:
+                return True
+        return self._count(match, lo, hi, EXACT_MAX + 1) <= EXACT_MAX
+
+    def _count(self, match: str, lo: int, hi: int, cap: int) -> int:
+        """min(cap, matches of `match` among the rowids lo..hi).
+
+        Cached for COUNT_TTL_S: a count only chooses how to search (BM25 or candidates, walk or join),
+        never what is found, and counting a prefix of many terms costs ~10 ms at 1M.
+        """
+        key = (match, lo, hi)
+        now = time.monotonic()
+        cached = self._counts.get(key)
+        if cached is not None and now - cached[0] < COUNT_TTL_S:
+            _, value, counted_to = cached
+            if value < counted_to or cap <= counted_to:  # exact, or counted at least as far
+                return min(value, cap)
+        value = self.conn.execute(
+            "SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? "
+            "LIMIT ?)", (match, lo, hi, cap)).fetchone()[0]
+        with self._lock:
+            self._counts[key] = (now, value, cap)
+            self._counts.move_to_end(key)
+            while len(self._counts) > _COUNT_CACHE:
+                self._counts.popitem(last=False)
+        return value
+
+    def _fts_ranked(self, match: str, lo: int, hi: int, filters: SearchFilters | None,
+                    needed: int) -> list[SearchHit]:
         """Exact BM25 (column weights from the `rank` config) over the FTS index alone; rows joined after."""
-        limit = min(count, needed * 2 + 20)
+        limit = needed * 2 + 20
         while True:
             scored = [(key, -rank) for key, rank in self.conn.execute(
                 "SELECT rowid, rank FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? "
                 "ORDER BY rank LIMIT ?", (match, lo, hi, limit))]
             hits = self._hydrate(scored, filters)
             # Deleted items still in the index were dropped: ask for more.
-            if len(hits) >= needed or limit >= count:
+            if len(hits) >= needed or len(scored) < limit:
                 return hits[:needed]
-            limit = count
+            limit *= 4
 
     def _fts_large(self, match: str, tokens: list[str], any_term: bool, filters: SearchFilters | None,
                    needed: int) -> list[SearchHit]:
@@ -772,9 +810,7 @@ class SearchEngine:
         # probe costs 50 times a materialised match.
         probe_cost = 0.0 if filters is not None and filters.beyond_kind() else _probe_cost(match)
         probe_from = math.isqrt(int(needed * rows * probe_cost)) if probe_cost else None
-        count = self.conn.execute(
-            "SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? "
-            "LIMIT ?)", (match, lo, hi, max(dense, probe_from or 0, _JOIN_BUDGET_MATCHES))).fetchone()[0]
+        count = self._count(match, lo, hi, max(dense, probe_from or 0, _JOIN_BUDGET_MATCHES))
         if count < dense:
             return None
         member = (f"EXISTS (SELECT 1 FROM search_fts WHERE search_fts MATCH ? AND rowid = t.pk + {lo})"

@@ -375,3 +375,17 @@ def test_end_to_end_over_the_fake_hub(hub_thread, data_dir: Path) -> None:
     assert run_cli("embed", "--until-idle", env=env).returncode == 0
     for mode in ([], ["--semantic"], ["--hybrid"]):
         assert "acme/tiny-llama-gguf" not in found("tiny llama gguf", *mode)
+
+
+def test_cached_match_counts_never_hide_new_items(data_dir: Path) -> None:
+    """Match counts are cached for a while to choose how to search; what a search finds is always current."""
+    config = make_config(data_dir)
+    write_corpus(config.db_path, small_corpus())
+    engine = SearchEngine(config)
+    assert engine.search("zebrafish") == [] and engine.search("zebrafish awq") != []
+    conn = connect(config.db_path)
+    write_items(conn, Kind.MODEL, [repo("acme/zebrafish-tracker", tags=["zebrafish"])])
+    conn.close()
+    assert ids(engine.search("zebrafish")) == ["acme/zebrafish-tracker"]
+    assert "acme/zebrafish-tracker" in ids(engine.search("zebrafish awq"))
+    engine.close()
