@@ -66,6 +66,7 @@ RECENT_POOL = 150  # … and the newest FTS matches of each kind
 SEARCH_CACHE_KIB = 16_384  # SQLite page cache of each search connection
 POPULAR_TTL_S = 60.0  # a newly popular item joins the popular candidates within this time
 MAX_EXPANSIONS = 65  # a prefix with more indexed terms than this stays an FTS prefix query (see _match)
+RANK_EXPANSIONS = 17  # … and when BM25 ranks the matches, one with more than this
 VOCAB_TTL_S = 600.0
 COUNT_TTL_S = 30.0
 _COUNT_CACHE = 4096
@@ -331,6 +332,14 @@ def _normalised(expr: str) -> str:
     return f"(' ' || lower({expr}))"
 
 
+# `_normalised` in Python, ~3 times cheaper than SQLite's nested replace(): SQLite's lower() folds ASCII only.
+_NORMALISE = str.maketrans({**{c: " " for c in _SEPARATORS}, **{chr(c): chr(c + 32) for c in range(65, 91)}})
+
+
+def _normalised_text(text: str | None) -> str:
+    return " " + (text or "").translate(_NORMALISE)
+
+
 def _columns(kind: Kind, alias: str = "t") -> str:
     names = _PAPER_COLUMNS if kind is Kind.PAPER else _REPO_COLUMNS
     return ", ".join(f"{alias}.{name.strip()}" for name in names.split(","))
@@ -519,20 +528,22 @@ class SearchEngine:
             hits += [h for h in self._fts(tokens, filters, needed, sort, any_term=True) if h.key not in seen]
         return hits[:needed]
 
-    def _match(self, tokens: list[str], any_term: bool) -> str:
-        """The FTS5 expression; a prefix that expands to a few terms becomes an OR of them.
+    def _match(self, tokens: list[str], any_term: bool, *, or_max: int = MAX_EXPANSIONS) -> str:
+        """The FTS5 expression; a prefix that expands to at most `or_max` terms becomes an OR of them.
 
         FTS5 evaluates `"tok"*` (longer than the 3-character prefix index) by merging the
         doclists of every term with that prefix into memory before it can skip anywhere,
         which costs ~30 ms for a term in half the corpus. An OR of the expansions is walked
-        lazily instead, and skips. Up to 64 longer terms (MAX_EXPANSIONS): at 1M, 17 left
-        `instruct` and `image` (17 each) as prefixes, and two-word searches with them at p99
-        63 ms of CPU; 64, at 46 ms.
+        lazily instead, and skips: at 1M, up to 65 terms (MAX_EXPANSIONS) brought two-word
+        searches with `instruct` or `image` (18 terms each) from p99 63 to 46 ms of CPU.
+        BM25 is another matter: it reads every phrase's whole doclist for its IDF and scores
+        each phrase of each match, so an OR of 65 terms ranks slower than their prefix
+        (RANK_EXPANSIONS is the OR's size for ranking).
         """
         terms = []
         for token in tokens:
             expansions = self._expansions(token) if len(token) > 3 else None
-            if expansions is None:
+            if expansions is None or len(expansions) > or_max:
                 terms.append(f'"{token}"*' if len(token) >= 2 else f'"{token}"')
             elif len(expansions) == 1:
                 terms.append(f'"{expansions[0]}"')
@@ -570,7 +581,7 @@ class SearchEngine:
         if sort != "relevance":
             return self._fts_joined(match, filters, needed, sort)
         if filtered and any(_narrowing(k, filters) for k in ALL_KINDS):
-            return self._fts_joined(match, filters, needed, sort)
+            return self._fts_joined(self._match(tokens, any_term, or_max=RANK_EXPANSIONS), filters, needed, sort)
         kinds = [kind for kind in ALL_KINDS if filter_clauses(kind, filters) is not None]
         if not kinds:
             return []
@@ -578,8 +589,9 @@ class SearchEngine:
         try:
             if self._few_matches(match, tokens, any_term, lo, hi):
                 # Filters: BM25 scores every match in the join anyway, and there are few.
-                return self._fts_joined(match, filters, needed, sort) if filtered else \
-                    self._fts_ranked(match, lo, hi, filters, needed)
+                ranked = self._match(tokens, any_term, or_max=RANK_EXPANSIONS)
+                return self._fts_joined(ranked, filters, needed, sort) if filtered else \
+                    self._fts_ranked(ranked, lo, hi, filters, needed)
             return self._fts_large(match, tokens, any_term, filters, needed)
         except sqlite3.OperationalError as exc:
             # Quoting makes syntax errors impossible; anything else is logged, never raised at the user.
@@ -677,13 +689,13 @@ class SearchEngine:
         name = "t.title" if kind is Kind.PAPER else "t.id"
         sql = (
             # NOT INDEXED: rowid lookups, never a scan of an index that a filter's column leads.
-            f"SELECT t.pk, {_normalised(name)} AS name, t.{_POPULARITY[kind]} AS popularity "
+            f"SELECT t.pk, {name} AS name, t.{_POPULARITY[kind]} AS popularity "
             f"FROM {kind.table} t NOT INDEXED "
             f"WHERE t.pk IN (SELECT pk FROM (SELECT rowid - {lo} AS pk FROM search_fts "
             f"WHERE search_fts MATCH ? AND rowid BETWEEN {lo} AND {hi} ORDER BY rowid DESC LIMIT {RECENT_POOL}) "
             f"UNION ALL SELECT value FROM json_each(?)) AND t.deleted_at IS NULL{where}"
         )
-        return [(sum(w in (row[1] or "") for w in words), row[2], row[0])
+        return [(sum(w in _normalised_text(row[1]) for w in words), row[2], row[0])
                 for row in self.conn.execute(sql, (match, orjson.dumps(sorted(popular)).decode(), *params))]
 
     def _popular(self, kind: Kind) -> list[tuple[int, str]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -389,3 +390,10 @@ def test_cached_match_counts_never_hide_new_items(data_dir: Path) -> None:
     assert ids(engine.search("zebrafish")) == ["acme/zebrafish-tracker"]
     assert "acme/zebrafish-tracker" in ids(engine.search("zebrafish awq"))
     engine.close()
+
+
+@pytest.mark.parametrize("text", ["TheBloke/Llama-2_7B.GGUF", 'Ünï(co)de:x,"y"[z]', "ABC-İ-ß", ""])
+def test_python_and_sql_normalise_names_alike(text: str) -> None:
+    conn = sqlite3.connect(":memory:")
+    assert conn.execute(f"SELECT {search._normalised('?')}", (text,)).fetchone()[0] == search._normalised_text(text)
+    conn.close()
