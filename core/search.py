@@ -49,13 +49,13 @@ EXACT_MAX = 1_500
 # against the matches (materialised once, ~0.2 µs a match), instead of reading the row of every match
 # to sort them (~2 µs a match at 1M: 300 ms for a prefix in a fifth of the models).
 WALK_MAX = 50_000  # index entries, ~60 ns each
-PROBE_TERM_COST = 150.0
+PROBE_TERM_COST = 150.0  # asking FTS about one row, per term (~30 µs), in materialised matches (~0.2 µs)
 # A walk gives up for the join (filters that few matches pass) once it has run as long as the join
 # would, reading ~2 µs a match, within these bounds; a walk that succeeds costs ~1-40 ms at 1M.
 JOIN_S_PER_MATCH = 2e-6
 WALK_BUDGET_S = (0.005, 0.06)
 _JOIN_BUDGET_MATCHES = int(WALK_BUDGET_S[1] / JOIN_S_PER_MATCH)  # matches counted to price the join
-_BUDGET_CHECK_OPS = 1000  # SQLite VM instructions between two looks at the clock (~20-100 µs)
+_BUDGET_CHECK_OPS = 1000  # SQLite VM instructions between two looks at the CPU clock (~20-100 µs)
 NARROW_MAX = 40  # matches of an author or tag filter scored one by one (~1 ms each at 1M) rather than joined
 _SELECTIVE = ("author", "tag", "base_model")  # filters that leave too few rows for a walk to find matches
 # Sort column → its index's name suffix (`INDEXED BY`: the walk must read the index, never sort the table).
