@@ -62,7 +62,8 @@ _SELECTIVE = ("author", "tag", "base_model")  # filters that leave too few rows 
 _SORT_INDEX = {"downloads": "downloads", "likes": "likes", "created_at": "created", "last_modified": "modified",
                "upvotes": "upvotes", "published_at": "published"}
 POPULAR_WALK = 300  # larger match sets: the most popular items of each kind checked for the words …
-RECENT_POOL = 150  # … and the newest FTS matches of each kind
+RECENT_POOL = 150  # … and the newest FTS matches of each kind,
+RECENT_SCAN = 5_000  # from one cursor over every kind while it reaches them within this many rows
 SEARCH_CACHE_KIB = 16_384  # SQLite page cache of each search connection
 POPULAR_TTL_S = 60.0  # a newly popular item joins the popular candidates within this time
 MAX_EXPANSIONS = 65  # a prefix with more indexed terms than this stays an FTS prefix query (see _match)
@@ -666,37 +667,78 @@ class SearchEngine:
         words = [" " + t for t in tokens]
         filtered = filters is not None and filters.beyond_kind()
         scored: list[tuple[int, float]] = []
-        for kind, where, params in kinds_with_filters(filters):
+        in_play = list(kinds_with_filters(filters))
+        recent = self._recent(match, [kind for kind, _, _ in in_play])
+        for kind, where, params in in_play:
             pool = {pk for pk, text in self._popular(kind) if sum(w in text for w in words) >= required}
-            candidates = self._large_candidates(kind, match, words, pool, where, params)
+            candidates = self._large_candidates(kind, words, pool.union(recent[kind]), where, params)
             if filtered and len(candidates) < needed:
                 popularity = "likes" if _POPULARITY[kind] == "likes" else "downloads"
                 best = self._fts_walk(kind, match, filters, where, params, needed, popularity)
                 if best is None:
                     best = self._fts_join(kind, match, where, params, needed, "relevance")
-                candidates = self._large_candidates(kind, match, words, {h.pk for h in best}, where, params)
+                candidates = self._large_candidates(kind, words, {h.pk for h in best}.union(recent[kind]),
+                                                    where, params)
             candidates.sort(key=lambda c: (c[0], c[1] is not None, c[1] or 0), reverse=True)
             scored += [(key_range(kind)[0] | pk, hits / len(tokens) + math.log10(1 + (pop or 0)) / 10)
                        for hits, pop, pk in candidates[:needed]]
         scored.sort(key=lambda pair: pair[1], reverse=True)
         return self._hydrate(scored[:needed], filters)
 
-    def _large_candidates(self, kind: Kind, match: str, words: list[str], popular: set[int], where: str,
+    def _recent(self, match: str, kinds: list[Kind]) -> dict[Kind, list[int]]:
+        """The pks of the RECENT_POOL newest matches of each kind (highest rowids: the latest crawled).
+
+        One FTS cursor, read newest first, serves every kind it reaches within RECENT_SCAN rows: a
+        prefix of many terms merges all their doclists for each cursor (~11 ms for `quant*` at 1M),
+        whatever its rowid range, so one cursor per kind cost four merges. A kind the cursor did not
+        get through in time has its own.
+        """
+        recent: dict[Kind, list[int]] = {kind: [] for kind in kinds}
+        if not kinds:
+            return recent
+        done: set[Kind] = set()
+        lowest = min(key_range(kind)[0] for kind in kinds)
+        cursor = self.conn.execute(
+            "SELECT rowid FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? ORDER BY rowid DESC",
+            (match, lowest, max(key_range(kind)[1] for kind in kinds)))
+        read = 0
+        while len(done) < len(kinds) and read < RECENT_SCAN:
+            rows = cursor.fetchmany(500)
+            if not rows:
+                done.update(kinds)  # every match read
+                break
+            read += len(rows)
+            current: Kind | None = None
+            for (key,) in rows:
+                kind, pk = split_doc_key(key)
+                if kind is not current:  # rowids descend: the kinds above this one are behind the cursor
+                    done.update(k for k in kinds if k.code > kind.code)
+                    current = kind
+                pool = recent.get(kind)
+                if pool is not None and kind not in done:
+                    pool.append(pk)
+                    if len(pool) == RECENT_POOL:
+                        done.add(kind)
+        cursor.close()
+        for kind in kinds:
+            if kind not in done:
+                lo, hi = key_range(kind)
+                recent[kind] = [key - lo for (key,) in self.conn.execute(
+                    "SELECT rowid FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? "
+                    "ORDER BY rowid DESC LIMIT ?", (match, lo, hi, RECENT_POOL))]
+        return recent
+
+    def _large_candidates(self, kind: Kind, words: list[str], pks: set[int], where: str,
                           params: list[Any]) -> list[tuple[int, int | None, int]]:
-        """(words found in the name, popularity, pk) of `popular` and of the RECENT_POOL newest matches,
-        for those live and passing the filters."""
-        lo, hi = key_range(kind)
+        """(words found in the name, popularity, pk) of the items `pks` that are live and pass the filters."""
         name = "t.title" if kind is Kind.PAPER else "t.id"
         sql = (
             # NOT INDEXED: rowid lookups, never a scan of an index that a filter's column leads.
-            f"SELECT t.pk, {name} AS name, t.{_POPULARITY[kind]} AS popularity "
-            f"FROM {kind.table} t NOT INDEXED "
-            f"WHERE t.pk IN (SELECT pk FROM (SELECT rowid - {lo} AS pk FROM search_fts "
-            f"WHERE search_fts MATCH ? AND rowid BETWEEN {lo} AND {hi} ORDER BY rowid DESC LIMIT {RECENT_POOL}) "
-            f"UNION ALL SELECT value FROM json_each(?)) AND t.deleted_at IS NULL{where}"
+            f"SELECT t.pk, {name} AS name, t.{_POPULARITY[kind]} AS popularity FROM {kind.table} t NOT INDEXED "
+            f"WHERE t.pk IN (SELECT value FROM json_each(?)) AND t.deleted_at IS NULL{where}"
         )
         return [(sum(w in _normalised_text(row[1]) for w in words), row[2], row[0])
-                for row in self.conn.execute(sql, (match, orjson.dumps(sorted(popular)).decode(), *params))]
+                for row in self.conn.execute(sql, (orjson.dumps(sorted(pks)).decode(), *params))]
 
     def _popular(self, kind: Kind) -> list[tuple[int, str]]:
         """The POPULAR_WALK most popular items of `kind` (deleted ones too: hydration drops them) with

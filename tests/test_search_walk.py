@@ -214,3 +214,22 @@ def test_a_pipeline_filter_walks_only_the_items_that_carry_it(engine: SearchEngi
         engine.conn.set_trace_callback(None)
     assert hits and all(h.pipeline_tag == "translation" for h in hits)
     assert any("INDEXED BY models_pipeline_downloads" in sql for sql in walks), walks
+
+
+@pytest.mark.parametrize("scan", [5_000, 120, 1])  # one cursor for all kinds, or a cursor per kind after it
+@pytest.mark.parametrize("query", ["llama", "llama mistral", "vis", "gguf"])
+def test_newest_matches_of_each_kind(engine: SearchEngine, monkeypatch: pytest.MonkeyPatch, scan: int,
+                                     query: str) -> None:
+    monkeypatch.setattr(search, "RECENT_SCAN", scan)
+    monkeypatch.setattr(search, "RECENT_POOL", 40)
+    match = engine._match(search.query_tokens(query), any_term=True)
+    kinds = [Kind.MODEL, Kind.DATASET]
+    expected = {}
+    for kind in kinds:
+        lo, hi = key_range(kind)
+        expected[kind] = [key - lo for (key,) in engine.conn.execute(
+            "SELECT rowid FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? "
+            "ORDER BY rowid DESC LIMIT 40", (match, lo, hi))]
+    assert all(expected.values())
+    assert engine._recent(match, kinds) == expected
+    assert engine._recent(match, [Kind.MODEL]) == {Kind.MODEL: expected[Kind.MODEL]}
