@@ -90,7 +90,7 @@ def crawl(env: dict[str, str], nice: int = 0) -> subprocess.Popen[str]:
                              "--json"], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
 
 
-def _sample(db_path: Path) -> tuple[dict[str, list[str]], list[str], list[str]]:
+def mirror_sample(db_path: Path) -> tuple[dict[str, list[str]], list[str], list[str]]:
     """Known ids per kind, query words taken from model names, and authors."""
     conn = connect(db_path)
     ids = {kind.plural: [r[0] for r in conn.execute(
@@ -265,7 +265,7 @@ def main() -> int:
                 raise SystemExit("the initial crawl failed")
             print(f"  crawled in {time.monotonic() - started:.0f} s", file=sys.stderr)
             marker.touch()
-        sample = _sample(db_path)
+        sample = mirror_sample(db_path)
         server = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "serve", "--port", "0"], cwd=ROOT,
                                   env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         assert server.stdout is not None

@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.api import _sample  # noqa: E402
+from bench.api import mirror_sample  # noqa: E402
 from core.config import load_config  # noqa: E402
 from core.kinds import Kind  # noqa: E402
 from core.search import SearchEngine, SearchFilters  # noqa: E402
@@ -54,7 +54,7 @@ def main() -> int:
     db = Path(args.data_dir) / "prometheus.db"
     if not db.exists():
         parser.error(f"no mirror in {args.data_dir}: run bench/api.py --data-dir {args.data_dir} first")
-    _, words, _ = _sample(db)
+    _, words, _ = mirror_sample(db)
     rng = random.Random(1)
     engine = SearchEngine(load_config(args.data_dir, env={}))
     try:

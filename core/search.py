@@ -20,7 +20,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 import orjson
@@ -378,6 +378,36 @@ def sort_key(hit: SearchHit, sort: str) -> Any:
     return hit.last_modified or ""
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+D = TypeVar("D")
+
+
+class _Recent(Generic[K, V]):
+    """At most `size` entries, the oldest written dropped first, each forgotten `ttl_s` after it was
+    written. Shared by the search threads."""
+
+    def __init__(self, size: int, ttl_s: float = math.inf) -> None:
+        self._size = size
+        self._ttl_s = ttl_s
+        self._items: OrderedDict[K, tuple[float, V]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K, default: D) -> V | D:
+        item = self._items.get(key)
+        return item[1] if item is not None and time.monotonic() - item[0] < self._ttl_s else default
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic(), value)
+            self._items.move_to_end(key)
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+
+
+_MISSING = object()
+
+
 class SearchEngine:
     """Search over one data directory. Safe to call from several threads (one SQLite connection per thread)."""
 
@@ -387,10 +417,10 @@ class SearchEngine:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._query_vectors: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._vocab: OrderedDict[str, tuple[float, list[str] | None]] = OrderedDict()
-        self._popular_cache: dict[Kind, tuple[float, list[tuple[int, str]]]] = {}
-        self._counts: OrderedDict[tuple[str, int, int], tuple[float, int, int]] = OrderedDict()
+        self._query_vectors: _Recent[str, np.ndarray] = _Recent(_QUERY_CACHE)
+        self._vocab: _Recent[str, list[str] | None] = _Recent(_VOCAB_CACHE, VOCAB_TTL_S)
+        self._popular_cache: _Recent[Kind, list[tuple[int, str]]] = _Recent(len(ALL_KINDS), POPULAR_TTL_S)
+        self._counts: _Recent[tuple[str, int, int], tuple[int, int]] = _Recent(_COUNT_CACHE, COUNT_TTL_S)
         from core.embedder import index_dir
 
         self.index = IndexReader(IndexStore(index_dir(config)))
@@ -432,16 +462,13 @@ class SearchEngine:
         self._local = threading.local()
 
     def embed_query(self, text: str) -> np.ndarray:
-        cached = self._query_vectors.get(text)
+        cached = self._query_vectors.get(text, None)
         if cached is not None:
             return cached
         from core.embedder import encode
 
         vector = encode(self.model, [text], 1)[0]
-        with self._lock:
-            self._query_vectors[text] = vector
-            while len(self._query_vectors) > _QUERY_CACHE:
-                self._query_vectors.popitem(last=False)
+        self._query_vectors.put(text, vector)
         return vector
 
     def index_status(self) -> dict[str, Any]:
@@ -558,20 +585,16 @@ class SearchEngine:
         Cached for VOCAB_TTL_S: a term that first appears meanwhile is found by its exact
         spelling at once and by its prefix a little later.
         """
-        now = time.monotonic()
-        cached = self._vocab.get(token)
-        if cached is not None and now - cached[0] < VOCAB_TTL_S:
-            return cached[1]
+        cached = self._vocab.get(token, _MISSING)
+        if cached is not _MISSING:
+            return cached  # type: ignore[return-value]
         upper = token[:-1] + chr(ord(token[-1]) + 1)
         # Strictly above the token itself: fts5vocab counts each term's documents as it
         # goes, and the token's own (possibly huge) doclist is not needed to know it exists.
         longer = [r[0] for r in self.conn.execute("SELECT term FROM search_vocab WHERE term > ? AND term < ? LIMIT ?",
                                                   (token, upper, MAX_EXPANSIONS))]
         expansions = None if len(longer) >= MAX_EXPANSIONS else [token, *longer]
-        with self._lock:
-            self._vocab[token] = (now, expansions)
-            while len(self._vocab) > _VOCAB_CACHE:
-                self._vocab.popitem(last=False)
+        self._vocab.put(token, expansions)
         return expansions
 
     def _fts(self, tokens: list[str], filters: SearchFilters | None, needed: int, sort: str,
@@ -620,20 +643,15 @@ class SearchEngine:
         never what is found, and counting a prefix of many terms costs ~10 ms at 1M.
         """
         key = (match, lo, hi)
-        now = time.monotonic()
-        cached = self._counts.get(key)
-        if cached is not None and now - cached[0] < COUNT_TTL_S:
-            _, value, counted_to = cached
+        cached = self._counts.get(key, None)
+        if cached is not None:
+            value, counted_to = cached
             if value < counted_to or cap <= counted_to:  # exact, or counted at least as far
                 return min(value, cap)
         value = self.conn.execute(
             "SELECT count(*) FROM (SELECT 1 FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? "
             "LIMIT ?)", (match, lo, hi, cap)).fetchone()[0]
-        with self._lock:
-            self._counts[key] = (now, value, cap)
-            self._counts.move_to_end(key)
-            while len(self._counts) > _COUNT_CACHE:
-                self._counts.popitem(last=False)
+        self._counts.put(key, (value, cap))
         return value
 
     def _fts_ranked(self, match: str, lo: int, hi: int, filters: SearchFilters | None,
@@ -743,15 +761,14 @@ class SearchEngine:
     def _popular(self, kind: Kind) -> list[tuple[int, str]]:
         """The POPULAR_WALK most popular items of `kind` (deleted ones too: hydration drops them) with
         their normalised text; cached for POPULAR_TTL_S, since normalising the text is most of the cost."""
-        now = time.monotonic()
-        cached = self._popular_cache.get(kind)
-        if cached is not None and now - cached[0] < POPULAR_TTL_S:
-            return cached[1]
+        cached = self._popular_cache.get(kind, None)
+        if cached is not None:
+            return cached
         text = _PAPER_TEXT if kind is Kind.PAPER else _REPO_TEXT
         rows = [(r[0], r[1]) for r in self.conn.execute(
             f"SELECT t.pk, {_normalised(text)} FROM {kind.table} t "
             f"ORDER BY t.{_POPULARITY[kind]} DESC LIMIT {POPULAR_WALK}") if r[1] is not None]
-        self._popular_cache[kind] = (now, rows)
+        self._popular_cache.put(kind, rows)
         return rows
 
     def _fts_joined(self, match: str, filters: SearchFilters | None, needed: int, sort: str) -> list[SearchHit]:
