@@ -38,6 +38,8 @@ MODES = ("keyword", "semantic", "hybrid")
 SORTS = ("relevance", "downloads", "likes", "created", "modified")
 RELATIONS = ("finetune", "adapter", "merge", "quantized")
 RRF_K = 60
+# The `rank` config's function (migration 0002): column weights name > author > tags > body.
+BM25 = "bm25(search_fts, 10.0, 5.0, 3.0, 1.0)"
 PREFILTER_MAX = 5_000  # filters matching at most this many items: score them exactly
 MAX_FETCH = 20_000
 _QUERY_CACHE = 256
@@ -656,12 +658,17 @@ class SearchEngine:
 
     def _fts_ranked(self, match: str, lo: int, hi: int, filters: SearchFilters | None,
                     needed: int) -> list[SearchHit]:
-        """Exact BM25 (column weights from the `rank` config) over the FTS index alone; rows joined after."""
+        """Exact BM25 over the FTS index alone; rows joined after.
+
+        `bm25()` with the `rank` config's weights, not `ORDER BY rank`: FTS5's own rank-sorted cursor
+        gives the same scores in the same order for ~40% more CPU (a join, `_fts_join`, is another
+        matter: there the rank-sorted cursor lets SQLite stop at the LIMIT-th row that passes).
+        """
         limit = needed * 2 + 20
         while True:
-            scored = [(key, -rank) for key, rank in self.conn.execute(
-                "SELECT rowid, rank FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? "
-                "ORDER BY rank LIMIT ?", (match, lo, hi, limit))]
+            scored = [(key, -score) for key, score in self.conn.execute(
+                f"SELECT rowid, {BM25} FROM search_fts WHERE search_fts MATCH ? AND rowid BETWEEN ? AND ? "
+                "ORDER BY 2, rowid LIMIT ?", (match, lo, hi, limit))]
             hits = self._hydrate(scored, filters)
             # Deleted items still in the index were dropped: ask for more.
             if len(hits) >= needed or len(scored) < limit:

@@ -109,6 +109,19 @@ def test_keyword_ranks_name_matches_first_and_prefixes(engine: SearchEngine) -> 
     assert "2307.09288" in ids(engine.search("foundation chat models"))
 
 
+def test_bm25_is_the_rank_config(engine: SearchEngine) -> None:
+    """`_fts_ranked` scores with `search.BM25`, not `ORDER BY rank`: both must give the same order and scores."""
+    conn = engine.conn
+    (config,) = conn.execute("SELECT v FROM search_fts_config WHERE k = 'rank'").fetchone()
+    assert config.replace("bm25(", "bm25(search_fts, ") == search.BM25
+    for match in ('"llama"*', '"model"* OR "data"*', '"llama"* AND "gguf"*'):
+        expected = [(key, -rank) for key, rank in conn.execute(
+            "SELECT rowid, rank FROM search_fts WHERE search_fts MATCH ? ORDER BY rank", (match,))]
+        assert expected
+        hits = engine._fts_ranked(match, 0, 1 << 62, None, len(expected))
+        assert [(h.key, h.score) for h in hits] == [pair for pair in expected if pair[0] in {h.key for h in hits}]
+
+
 @pytest.mark.parametrize("text", NASTY)
 @pytest.mark.parametrize("mode", ["keyword", "hybrid"])
 def test_any_user_text_is_safe(engine: SearchEngine, text: str, mode: str) -> None:
