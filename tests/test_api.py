@@ -83,7 +83,10 @@ class ApiServer:
         if api_key:
             env["PROMETHEUS_API_KEY"] = api_key
         config_path = mirror.data_dir.parent / f"api-config-{id(self)}.json"
-        config_path.write_text(json.dumps(config or {"api": {"rate_limit": {"requests": 100000}}}))
+        config = config or {"api": {"rate_limit": {"requests": 100000}}}
+        # One process unless a test asks for more (`--workers`): per-process rate limits and caches stay exact.
+        config = {**config, "api": {"workers": 1, **config.get("api", {})}}
+        config_path.write_text(json.dumps(config))
         env["PROMETHEUS_CONFIG"] = str(config_path)
         self.stderr_lines: list[str] = []
         self.process = subprocess.Popen(

@@ -21,7 +21,7 @@ from aiohttp.web_server import Server
 
 from core.api.app import MAX_HEADER_FIELD, MAX_REQUEST_LINE, create_app
 from core.api.errors import problem_response
-from core.api.workers import WorkerPool, worker_count
+from core.api.workers import READY_TIMEOUT_SECONDS, WorkerPool, worker_count
 from core.config import Config
 
 log = structlog.get_logger(__name__)
@@ -118,6 +118,8 @@ async def run_api(config: Config, host: str, port: int, stop: asyncio.Event, *, 
         if workers > 1:  # the others bind the port this one got (port 0 picks one)
             pool = WorkerPool(config, host, _bound_port(runner, port), insecure, workers - 1)
             pool.start()
+            if not await asyncio.to_thread(pool.wait_listening):
+                log.warning("api_workers_slow", waited_seconds=READY_TIMEOUT_SECONDS)
             keeper = asyncio.create_task(pool.keep_running())
         log.info("api_listening", url=url, auth="api_key" if config.api_key else "none (loopback only)",
                  cors=config.api_cors_origins or "off", workers=workers)

@@ -35,19 +35,22 @@ log = structlog.get_logger(__name__)
 MAX_WORKERS = 64
 PARENT_CHECK_SECONDS = 0.5
 RESTART_DELAY_SECONDS = 1.0
+READY_TIMEOUT_SECONDS = 60.0
+_SPAWN = multiprocessing.get_context("spawn")  # fresh interpreters: no event loop or threads inherited
 _PR_SET_PDEATHSIG = 1
 
 
 def auto_workers(cpus: int | None = None) -> int:
-    """One process per 4 cores, at most 4: 1 on the 4-core reference VM.
+    """One process per core, at most 4: 4 on the 4-core reference VM.
 
-    Searches are SQLite work on the search threads (one per core, GIL released), so one process
-    already keeps every core busy with them; more processes only help the Python half of cheap
-    requests, and each splits the result cache. Measured on 2 cores (bench/api.py, 1M items): 2
-    workers answered fewer requests than 1.
+    The SQLite half of a search runs without the GIL, but the Python half (planning, building hits,
+    JSON, HTML) of every request in a process queues for that process's one GIL: at ~90 req/s one
+    process used 0.8 of a core, and its p99 was mostly waiting. Measured on 2 cores (bench/api.py,
+    1M items, crawler writing, 100 clients at 1 s think time): p99 122-139 ms with 1 process, ~80 ms
+    with 2. Each process has its own result cache and loads its own copy of the vector index.
     """
     cpus = cpus or os.cpu_count() or 1
-    return max(1, min(4, cpus // 4))
+    return max(1, min(4, cpus))
 
 
 def worker_count(raw: dict[str, Any]) -> int:
@@ -69,17 +72,34 @@ class WorkerPool:
     insecure: bool
     count: int  # extra processes, besides the one running the pool
     _procs: list[BaseProcess] = field(default_factory=list)
+    _listening: list[Any] = field(default_factory=list)  # the multiprocessing Events of `start`'s workers
     _stopping: bool = False
 
     def start(self) -> None:
         # Started from the event-loop thread: a worker's death signal follows the thread that made it.
         for _ in range(self.count):
-            self._procs.append(self._spawn())
+            listening = _SPAWN.Event()
+            self._listening.append(listening)
+            self._procs.append(self._spawn(listening))
 
-    def _spawn(self) -> BaseProcess:
-        context = multiprocessing.get_context("spawn")
-        proc = context.Process(target=worker_main, name="api-worker", daemon=True,
-                               args=(self.config, self.host, self.port, self.insecure, os.getpid()))
+    def wait_listening(self, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
+        """Block until every worker started by `start` listens (or `timeout`); whether they all do.
+
+        The kernel spreads a connection over the processes listening when it is opened, and a
+        keep-alive connection stays where it landed: clients that connect while only the first
+        process listens would all stay on it.
+        """
+        deadline = time.monotonic() + timeout
+        for proc, listening in zip(self._procs, self._listening, strict=True):
+            while not listening.wait(0.1):
+                if not proc.is_alive() or time.monotonic() > deadline:
+                    return False
+        return True
+
+    def _spawn(self, listening: Any = None) -> BaseProcess:
+        listening = listening or _SPAWN.Event()
+        proc = _SPAWN.Process(target=worker_main, name="api-worker", daemon=True,
+                              args=(self.config, self.host, self.port, self.insecure, os.getpid(), listening))
         proc.start()
         log.info("api_worker_started", pid=proc.pid)
         return proc
@@ -122,7 +142,7 @@ def _die_with_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
-def worker_main(config: Config, host: str, port: int, insecure: bool, parent_pid: int) -> None:
+def worker_main(config: Config, host: str, port: int, insecure: bool, parent_pid: int, listening: Any) -> None:
     """A worker process: serve the same app on the same port until SIGTERM."""
     from core.api.server import run_api
     from core.logs import configure_logging
@@ -137,6 +157,7 @@ def worker_main(config: Config, host: str, port: int, insecure: bool, parent_pid
             loop.add_signal_handler(signum, stop.set)
         if os.getppid() != parent_pid:
             return
-        await run_api(config, host, port, stop, insecure=insecure, workers=1, reuse_port=True)
+        await run_api(config, host, port, stop, insecure=insecure, workers=1, reuse_port=True,
+                      ready=lambda _url: listening.set())
 
     asyncio.run(serve())
