@@ -46,8 +46,9 @@ def auto_workers(cpus: int | None = None) -> int:
     The SQLite half of a search runs without the GIL, but the Python half (planning, building hits,
     JSON, HTML) of every request in a process queues for that process's one GIL: at ~90 req/s one
     process used 0.8 of a core, and its p99 was mostly waiting. Measured on 2 cores (bench/api.py,
-    1M items, crawler writing, 100 clients at 1 s think time): p99 122-139 ms with 1 process, ~80 ms
-    with 2. Each process has its own result cache and loads its own copy of the vector index.
+    1M items, crawler writing, 100 clients at 1 s think time): p99 104-139 ms with 1 process, 80-100
+    ms with 2; with no think time, 195 -> 346 req/s. Each process has its own result cache and loads
+    its own copy of the vector index.
     """
     cpus = cpus or os.cpu_count() or 1
     return max(1, min(4, cpus))

@@ -23,7 +23,8 @@ def add_address_arguments(parser: argparse.ArgumentParser) -> None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_address_arguments(parser)
     parser.add_argument("--workers", type=int,
-                        help="API processes sharing the port (default: config api.workers; auto = one per core, at most 4)")
+                        help="API processes sharing the port "
+                             "(default: config api.workers; auto = one per core, at most 4)")
 
 
 def run(args: argparse.Namespace) -> int:
