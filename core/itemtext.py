@@ -61,7 +61,7 @@ _TASK_GLOSS = {
 
 def words_of_id(repo_id: str) -> str:
     """`TheBloke/Llama-2-7B-GGUF` → `TheBloke Llama 2 7B GGUF`."""
-    return " ".join(part for part in _SPLIT.split(repo_id) if part)
+    return _SPLIT.sub(" ", repo_id).strip(" ")
 
 
 def meaningful_tags(tags: list[str]) -> list[str]:

@@ -170,3 +170,45 @@ def test_survives_429_5xx_truncation_and_drops(hub_thread, data_dir: Path, tmp_p
     for kind in ALL_KINDS:
         assert _ids(data_dir, kind.table) == hub.call("ids", kind.plural), kind
     assert hub.hub.rate_limited_count > limited_before  # the 429 path really ran
+
+
+def test_the_write_lock_is_free_whenever_the_event_loop_runs(hub_thread, data_dir: Path) -> None:
+    """Work on the crawler's own event loop (hot sweep, watch poll) may block on the write lock.
+
+    So a crawl must hold it only inside a write on its writer thread, never while it waits for
+    pages: a transaction left open across pages would make such work wait for a commit that
+    only the blocked loop could make (the sweep times out; with no timeout, the process hangs).
+    """
+    from core.crawler import FULL, Crawler
+    from core.hub.client import HubClient
+    from core.kinds import Kind
+
+    hub = hub_thread(models=3000, datasets=0, spaces=0, papers=0, seed=5,
+                     faults=FaultConfig(slow_rate=0.5, slow_seconds=0.05))
+    db = data_dir / "prometheus.db"
+    other = connect(db)
+    other.execute("PRAGMA busy_timeout = 2000")
+    other.execute("CREATE TABLE IF NOT EXISTS probe (at REAL)")
+    progress: list[int] = []
+
+    async def main() -> int:
+        client = HubClient(hub.url)
+        crawler = Crawler(db, client, page_size=100, progress=lambda r: progress.append(r.pages))
+        sync = asyncio.create_task(crawler.sync(Kind.MODEL, FULL))
+        writes = 0
+        while not sync.done():
+            other.execute("BEGIN IMMEDIATE")  # blocks the loop, as a sweep's write would
+            other.execute("INSERT INTO probe VALUES (?)", (time.time(),))
+            other.execute("COMMIT")
+            writes += 1
+            await asyncio.sleep(0.01)
+        result = await sync
+        await client.close()
+        crawler.close()
+        assert result.new == 3000 and result.pages == 30
+        return writes
+
+    writes = asyncio.run(main())
+    assert writes >= 10
+    assert progress[-1] == 30 and progress == sorted(progress)
+    assert _ids(data_dir, "models") == hub.call("ids", "models")

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from core.kinds import Kind
 
 BASE_RELATIONS = ("finetune", "adapter", "merge", "quantized")
+_RELATIONS = frozenset(BASE_RELATIONS)
 QUANT_FORMATS = ("gguf", "awq", "gptq", "exl2", "mlx", "bnb")
 _QUANT_TAGS = frozenset(QUANT_FORMATS)
 _QUANT_NAME = re.compile(r"[-_.](gguf|awq|gptq|exl2|mlx)(?:$|[-_.])", re.IGNORECASE)
@@ -24,8 +25,7 @@ class ParseError(ValueError):
     """A Hub object is missing what every object of its kind must have."""
 
 
-@dataclass(frozen=True)
-class BaseModelRef:
+class BaseModelRef(NamedTuple):  # a tuple: built for most models of every page, a frozen dataclass cost 5x more
     repo_id: str
     relation: str | None  # finetune | adapter | merge | quantized | None when the Hub does not say
 
@@ -98,20 +98,18 @@ def _gated(value: Any) -> str | None:
 def base_models_from_tags(tags: list[str]) -> list[BaseModelRef]:
     """`base_model:X` names a base; `base_model:{relation}:X` says how the child relates to it."""
     relations: dict[str, str] = {}
-    order: list[str] = []
+    bases: dict[str, None] = {}  # in the order the tags name them
     for tag in tags:
         if not tag.startswith("base_model:"):
             continue
-        rest = tag[len("base_model:"):]
+        rest = tag[11:]
         head, _, tail = rest.partition(":")
-        if tail and head in BASE_RELATIONS:
+        if tail and head in _RELATIONS:
             relations[tail] = head
-            base = tail
+            bases[tail] = None
         else:
-            base = rest
-        if base not in order:
-            order.append(base)
-    return [BaseModelRef(base, relations.get(base)) for base in order]
+            bases[rest] = None
+    return [BaseModelRef(base, relations.get(base)) for base in bases]
 
 
 def quant_format_of(repo_id: str, tags: list[str]) -> str | None:
@@ -142,6 +140,15 @@ def _space_description(obj: dict[str, Any]) -> str | None:
     return text or None
 
 
+def _without_recording_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    """The recorded fixtures carry where they came from in `_source`; the Hub never sends it.
+
+    Returns `obj` itself when there is nothing to drop: the crawler then stores the
+    item's bytes as they came off the wire instead of serializing the dict again.
+    """
+    return {k: v for k, v in obj.items() if k != "_source"} if "_source" in obj else obj
+
+
 def _str(obj: dict[str, Any], key: str) -> str | None:
     value = obj.get(key)
     return value if isinstance(value, str) else None
@@ -161,12 +168,12 @@ def parse_repo(kind: Kind, obj: dict[str, Any]) -> RepoRecord:
     repo_id = obj.get("id") if isinstance(obj, dict) else None
     if not isinstance(repo_id, str) or not repo_id:
         raise ParseError(f"{kind.value} item without an id: {str(obj)[:200]}")
-    raw = {k: v for k, v in obj.items() if k != "_source"} if "_source" in obj else obj
+    raw = _without_recording_metadata(obj)
     get = obj.get
     tags = [t for t in get("tags") or () if type(t) is str]
     license_name: str | None = None
     arxiv_ids: list[str] = []
-    has_base = False
+    base_tags: list[str] = []
     for tag in tags:
         if ":" not in tag:
             continue
@@ -175,7 +182,7 @@ def parse_repo(kind: Kind, obj: dict[str, Any]) -> RepoRecord:
         elif tag.startswith(_ARXIV_TAG):
             arxiv_ids.append(tag[6:])
         elif tag.startswith("base_model:"):
-            has_base = True
+            base_tags.append(tag)
     if license_name is None:
         card = get("cardData")
         if isinstance(card, dict) and isinstance(card.get("license"), str):
@@ -205,7 +212,7 @@ def parse_repo(kind: Kind, obj: dict[str, Any]) -> RepoRecord:
         _gated(get("gated")),
         bool(get("disabled", False)),
         license_name,
-        base_models_from_tags(tags) if is_model and has_base else [],
+        base_models_from_tags(base_tags) if is_model and base_tags else [],
         arxiv_ids,
         _num_parameters(obj),
         quant_format_of(repo_id, tags) if is_model else None,
@@ -239,7 +246,7 @@ def parse_paper(obj: dict[str, Any]) -> PaperRecord:
         submitted_by=submitted.get("name") if isinstance(submitted, dict) else None,
         ai_keywords=[k for k in keywords if isinstance(k, str)],
         github_repo=inner.get("githubRepo") if isinstance(inner.get("githubRepo"), str) else None,
-        raw={k: v for k, v in obj.items() if k != "_source"},
+        raw=_without_recording_metadata(obj),
     )
 
 

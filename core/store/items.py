@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -126,11 +126,13 @@ class PreparedPage:
     values: dict[str, tuple]  # id -> the row's columns that come from the record alone
 
 
-def prepare_page(records: Iterable[RepoRecord | PaperRecord]) -> PreparedPage:
+def prepare_page(records: Iterable[RepoRecord | PaperRecord], wire: Mapping[str, bytes] | None = None) -> PreparedPage:
+    """`wire` maps ids to their raw JSON as the Hub sent it; the others' raw dicts are serialized here."""
     unique = list({r.id: r for r in records}.values())
+    wire = wire or {}
     return PreparedPage(
         records=unique,
-        documents={r.id: orjson.dumps(r.raw) for r in unique},
+        documents={r.id: wire.get(r.id) or orjson.dumps(r.raw) for r in unique},
         text_hashes={r.id: text_hash(item_text(r)) for r in unique},
         values={r.id: _paper_values(r) if isinstance(r, PaperRecord) else _repo_values(r) for r in unique},
     )
