@@ -2,7 +2,7 @@
 
 Full sync walks a kind's whole listing in `createdAt` order (immutable, so the
 keyset cursor never skips or repeats an item while others change) and commits
-each page together with the URL of the next one: a crash resumes after the
+pages together with the URL of the page after them: a crash resumes after the
 last committed page. When the walk ends, whatever it did not see is marked
 deleted. Incremental sync walks `lastModified` newest first and stops at the
 previous sync's watermark.
@@ -52,7 +52,7 @@ CRAWLER_CHECKPOINT_PAGES = 10_000
 # Pages are fetched ahead of the writer, and the writer commits all it finds waiting in one
 # transaction: each commit writes out every index page the pages' ids landed on, and ids come
 # in random order (the UNIQUE id index, lineage by base). A commit per 1,000-item page cost a
-# sixth more CPU. At most this many pages wait: ~3 MB of parsed items each.
+# sixth more CPU. At most this many pages wait, ~8 MB of parsed items each (1,000 a page).
 PREFETCH_PAGES = 8
 # A page is ~20,000 short-lived dicts and lists, freed by reference counting; with the
 # default threshold (700) the cycle collector ran ~30 times a page, a sixth of the crawl's CPU.
@@ -328,20 +328,18 @@ class Crawler:
     def _write_pages(self, kind: Kind, mode: str, walk: _Walk, batch: list[_Fetched], wire_field: str) -> None:
         with write_tx(self.conn):
             for fetched in batch:
-                self._write_page(kind, mode, walk, fetched.prepared, fetched.errors, fetched.next_url,
-                                       wire_field)
+                self._write_page(kind, mode, walk, fetched, wire_field)
 
-    def _write_page(self, kind: Kind, mode: str, walk: _Walk, prepared: PreparedPage, errors: int,
-                          next_url: str | None, wire_field: str) -> None:
-        result = walk.result
-        changes: PageChanges = write_page(self.conn, kind, prepared, utcnow(), self.hooks)
+    def _write_page(self, kind: Kind, mode: str, walk: _Walk, fetched: _Fetched, wire_field: str) -> None:
+        result, next_url = walk.result, fetched.next_url
+        changes: PageChanges = write_page(self.conn, kind, fetched.prepared, utcnow(), self.hooks)
         result.pages += 1
         result.new += len(changes.new)
         result.updated += len(changes.updated)
         result.unchanged += changes.unchanged
-        result.errors += errors
+        result.errors += fetched.errors
         walk.next_url = next_url
-        for record in prepared.records:
+        for record in fetched.prepared.records:
             stamp = _timestamp(record, wire_field)
             if stamp and stamp > walk.newest.get(wire_field, ""):
                 walk.newest[wire_field] = stamp

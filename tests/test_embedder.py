@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.embedder import EmbeddingWorker, claim_jobs, park_exhausted, renew_leases, run_worker
+from core.embedder import EmbeddingWorker, claim_jobs, park_exhausted, record_from_row, renew_leases, run_worker
+from core.itemtext import item_text, text_hash
 from core.kinds import Kind, doc_key
 from core.store import connect
 from core.tasks import create_task, get_task
@@ -100,7 +101,8 @@ def test_worker_embeds_skips_unchanged_text_and_uses_the_current_row(data_dir: P
     stats = embed_all(config, model)
     new = conn.execute("SELECT text_hash FROM embeddings WHERE doc_key = ?", (doc_key(Kind.MODEL, 1),)).fetchone()
     assert stats["embedded"] == 1 and old[0] != new[0]
-    assert new[0] == conn.execute("SELECT text_hash FROM models WHERE pk = 1").fetchone()[0]
+    raw = conn.execute("SELECT raw FROM models WHERE pk = 1").fetchone()[0]
+    assert new[0] == text_hash(item_text(record_from_row(Kind.MODEL, raw)))  # the text the row holds now
     conn.close()
 
 

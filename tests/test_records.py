@@ -16,7 +16,7 @@ from core.hub.records import (
     project,
     quant_format_of,
 )
-from core.itemtext import item_text
+from core.itemtext import item_text, source_hash
 from core.kinds import Kind
 from tests.conftest import FIXTURES
 
@@ -136,3 +136,17 @@ def test_base_models_from_tags() -> None:
 ])
 def test_quant_format(repo_id: str, tags: list[str], expected: str | None) -> None:
     assert quant_format_of(repo_id, tags) == expected
+
+
+def test_source_hash_follows_the_search_text() -> None:
+    base = {"id": "org/llama-7b", "author": "org", "tags": ["text-generation", "license:mit"],
+            "pipeline_tag": "text-generation", "downloads": 5}
+    record = parse_repo(Kind.MODEL, base)
+    # Counters and timestamps are not in the text: the hash stays.
+    same = parse_repo(Kind.MODEL, {**base, "downloads": 500, "lastModified": "2026-01-01T00:00:00.000Z"})
+    assert item_text(same) == item_text(record) and source_hash(same) == source_hash(record)
+    # Anything the text is built from moves it.
+    for change in ({"tags": ["text-generation", "license:mit", "gguf"]}, {"library_name": "mlx"},
+                   {"id": "org/llama-8b"}, {"description": "chat"}, {"tags": ["base_model:finetune:a/b"]}):
+        other = parse_repo(Kind.MODEL, {**base, **change})
+        assert item_text(other) != item_text(record) and source_hash(other) != source_hash(record), change

@@ -156,6 +156,11 @@ def test_raw_json_is_compressed_with_a_dictionary_trained_on_the_mirror(tmp_path
     # Same item, same bytes: a re-sync recognises it without decoding anything.
     again = _write(conn, _page_of_models(1200, start=10), "2025-06-02T00:00:00.000Z")
     assert again.unchanged == 1200 and not again.updated
+    # Those stored before the dictionary existed are unchanged too, and re-encoded with it, so
+    # that the next sync compares their bytes again instead of decoding them.
+    first = _write(conn, _page_of_models(10), "2025-06-03T00:00:00.000Z")
+    assert first.unchanged == 10 and not first.updated
+    assert conn.execute("SELECT raw FROM models WHERE id = 'author3/model-3-gguf'").fetchone()[0][:1] == b"\x02"
 
 
 def test_a_dictionary_trained_in_a_rolled_back_page_is_not_used_afterwards(tmp_path: Path) -> None:

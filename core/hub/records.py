@@ -30,7 +30,7 @@ class BaseModelRef(NamedTuple):  # a tuple: built for most models of every page,
     relation: str | None  # finetune | adapter | merge | quantized | None when the Hub does not say
 
 
-@dataclass
+@dataclass(slots=True)  # a page of them waits in memory for the writer: slots take a third of the space
 class RepoRecord:
     kind: Kind
     id: str
@@ -64,7 +64,7 @@ class RepoRecord:
         return self.base_models[0] if self.base_models else None
 
 
-@dataclass
+@dataclass(slots=True)
 class PaperRecord:
     id: str  # arXiv id
     title: str

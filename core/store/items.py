@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from core.hub.records import COUNTER_FIELDS, PaperRecord, RepoRecord
-from core.itemtext import item_text, text_hash
+from core.itemtext import source_hash
 from core.kinds import Kind, doc_key
 from core.store.rawjson import decode_raw, encoder_for, train_dictionary
 
@@ -122,7 +122,7 @@ class PreparedPage:
 
     records: list[RepoRecord | PaperRecord]  # one per id: a page may repeat an id, the last copy wins
     documents: dict[str, bytes]  # id -> raw JSON
-    text_hashes: dict[str, str]  # id -> hash of the item's search text
+    text_hashes: dict[str, str]  # id -> `source_hash`: it changes whenever the search text may
     values: dict[str, tuple]  # id -> the row's columns that come from the record alone
 
 
@@ -133,7 +133,7 @@ def prepare_page(records: Iterable[RepoRecord | PaperRecord], wire: Mapping[str,
     return PreparedPage(
         records=unique,
         documents={r.id: wire.get(r.id) or orjson.dumps(r.raw) for r in unique},
-        text_hashes={r.id: text_hash(item_text(r)) for r in unique},
+        text_hashes={r.id: source_hash(r) for r in unique},
         values={r.id: _paper_values(r) if isinstance(r, PaperRecord) else _repo_values(r) for r in unique},
     )
 
@@ -173,6 +173,7 @@ def write_page(
     inserts: list[tuple] = []
     updates: list[tuple] = []
     touches: list[tuple] = []
+    reencoded: list[tuple] = []
     jobs: list[tuple] = []
     next_pk = conn.execute(f"SELECT coalesce(max(pk), 0) + 1 FROM {table}").fetchone()[0]
     first_new_pk = next_pk
@@ -196,7 +197,9 @@ def write_page(
         counters_changed = (downloads, likes, trending) != _counters(record)
         meta_changed = deleted_at is not None or _stable(decode_raw(old_raw)) != _stable(record.raw)
         if not (meta_changed or counters_changed):
-            touches.append((seen_at, pk))  # e.g. stored with an older dictionary
+            # The same item in other bytes (an older dictionary or compression level): keep the
+            # new bytes, so that the next sync compares bytes again instead of decoding.
+            reencoded.append((raw, seen_at, pk))
             changes.unchanged += 1
             continue
         thash = page.text_hashes[record.id] if meta_changed else old_thash
@@ -227,6 +230,8 @@ def write_page(
         )
     if touches:
         conn.executemany(f"UPDATE {table} SET last_seen = ? WHERE pk = ?", touches)
+    if reencoded:
+        conn.executemany(f"UPDATE {table} SET raw = ?, last_seen = ? WHERE pk = ?", reencoded)
     if kind is Kind.MODEL:
         _write_lineage(conn, changes)
     if jobs:

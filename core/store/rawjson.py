@@ -33,7 +33,7 @@ _FORMAT_ZSTD = 2
 # Enough samples for zstd to find the shared vocabulary; one list page of 1000.
 TRAINING_SAMPLES = 1000
 _DICTIONARY_BYTES = 16 * 1024
-_ZSTD_LEVEL = 3
+_ZSTD_LEVEL = 1  # level 3 saves 2% of the bytes for 20% more time (~2.3 against ~2.8 µs an item)
 
 # Most frequent first is least useful: zlib prefers matches near the end of the dictionary.
 _ZLIB_VOCABULARY = (
