@@ -51,9 +51,10 @@ WATERMARK_OVERLAP_SECONDS = 300
 CRAWLER_CHECKPOINT_PAGES = 10_000
 # Pages are fetched ahead of the writer, and the writer commits all it finds waiting in one
 # transaction: each commit writes out every index page the pages' ids landed on, and ids come
-# in random order (the UNIQUE id index, lineage by base). A commit per 1,000-item page cost a
-# sixth more CPU. At most this many pages wait, ~8 MB of parsed items each (1,000 a page).
-PREFETCH_PAGES = 8
+# in random order (the UNIQUE id index, lineage by base), so fewer commits write far less.
+# Full sync of 1M models, CPU-µs an item: 8 pages a commit ~94, 16 ~88, 32 ~87 (bench/crawl.py).
+# At most this many pages wait, ~7 MB of parsed items each (1,000 a page).
+PREFETCH_PAGES = 16
 # A page is ~20,000 short-lived dicts and lists, freed by reference counting; with the
 # default threshold (700) the cycle collector ran ~30 times a page, a sixth of the crawl's CPU.
 SYNC_GC_THRESHOLD = 50_000
