@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -190,6 +191,7 @@ def test_the_write_lock_is_free_whenever_the_event_loop_runs(hub_thread, data_di
     other.execute("PRAGMA busy_timeout = 2000")
     other.execute("CREATE TABLE IF NOT EXISTS probe (at REAL)")
     progress: list[int] = []
+    collecting: list[bool] = []
 
     async def main() -> int:
         client = HubClient(hub.url)
@@ -197,6 +199,7 @@ def test_the_write_lock_is_free_whenever_the_event_loop_runs(hub_thread, data_di
         sync = asyncio.create_task(crawler.sync(Kind.MODEL, FULL))
         writes = 0
         while not sync.done():
+            collecting.append(gc.isenabled())
             other.execute("BEGIN IMMEDIATE")  # blocks the loop, as a sweep's write would
             other.execute("INSERT INTO probe VALUES (?)", (time.time(),))
             other.execute("COMMIT")
@@ -212,3 +215,5 @@ def test_the_write_lock_is_free_whenever_the_event_loop_runs(hub_thread, data_di
     assert writes >= 10
     assert progress[-1] == 30 and progress == sorted(progress)
     assert _ids(data_dir, "models") == hub.call("ids", "models")
+    # The cycle collector is off while pages are parsed, and back once the walk is over.
+    assert not all(collecting) and gc.isenabled()
