@@ -72,57 +72,55 @@ class WorkerPool:
     port: int
     insecure: bool
     count: int  # extra processes, besides the one running the pool
-    _procs: list[BaseProcess] = field(default_factory=list)
-    _listening: list[Any] = field(default_factory=list)  # the multiprocessing Events of `start`'s workers
+    _workers: list[tuple[BaseProcess, Any]] = field(default_factory=list)  # each with its "listening" Event
     _stopping: bool = False
 
     def start(self) -> None:
         # Started from the event-loop thread: a worker's death signal follows the thread that made it.
         for _ in range(self.count):
-            listening = _SPAWN.Event()
-            self._listening.append(listening)
-            self._procs.append(self._spawn(listening))
+            self._workers.append(self._spawn())
 
     def wait_listening(self, timeout: float = READY_TIMEOUT_SECONDS) -> bool:
-        """Block until every worker started by `start` listens (or `timeout`); whether they all do.
+        """Block until every worker listens (or `timeout`); whether they all do.
 
         The kernel spreads a connection over the processes listening when it is opened, and a
         keep-alive connection stays where it landed: clients that connect while only the first
         process listens would all stay on it.
         """
         deadline = time.monotonic() + timeout
-        for proc, listening in zip(self._procs, self._listening, strict=True):
+        for proc, listening in self._workers:
             while not listening.wait(0.1):
                 if not proc.is_alive() or time.monotonic() > deadline:
                     return False
         return True
 
-    def _spawn(self, listening: Any = None) -> BaseProcess:
-        listening = listening if listening is not None else _SPAWN.Event()
+    def _spawn(self) -> tuple[BaseProcess, Any]:
+        listening = _SPAWN.Event()
         proc = _SPAWN.Process(target=worker_main, name="api-worker", daemon=True,
                               args=(self.config, self.host, self.port, self.insecure, os.getpid(), listening))
         proc.start()
         log.info("api_worker_started", pid=proc.pid)
-        return proc
+        return proc, listening
 
     async def keep_running(self) -> None:
         """Replace workers that die (a crash, the OOM killer) until `stop`."""
         while not self._stopping:
             await asyncio.sleep(RESTART_DELAY_SECONDS)
-            for i, proc in enumerate(self._procs):
+            for i, (proc, _) in enumerate(self._workers):
                 if not self._stopping and not proc.is_alive():
                     log.warning("api_worker_died", pid=proc.pid, exitcode=proc.exitcode)
-                    self._procs[i] = self._spawn()
+                    self._workers[i] = self._spawn()
 
     def stop(self, grace: float) -> None:
         """SIGTERM every worker (each drains its in-flight requests), then wait; blocking."""
         self._stopping = True
-        for proc in self._procs:
+        procs = [proc for proc, _ in self._workers]
+        for proc in procs:
             if proc.is_alive() and proc.pid is not None:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + grace + 2
-        for proc in self._procs:
+        for proc in procs:
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 log.warning("api_worker_stop_slow", pid=proc.pid)
