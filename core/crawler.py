@@ -108,6 +108,7 @@ class _Walk:
     next_url: str | None
     result: SyncResult
     newest: dict[str, str] = field(default_factory=dict)  # field → newest timestamp seen
+    bulk: bool = False  # a first mirror into an empty table: indexes deferred, every item new
     prior_requests: int = 0  # made before a resume, by an earlier process
     client_base: int = 0  # the client's request counter when this process took over
 
@@ -244,7 +245,7 @@ class Crawler:
                                     unchanged=row["unchanged"], requests=row["requests"],
                                     pages=row["pages"], errors=row["errors"], resumed=True)
                 log.info("sync_resumed", kind=kind.value, pages=row["pages"], next_url=row["next_url"])
-                return _Walk(row["started_at"], row["next_url"], result)
+                return _Walk(row["started_at"], row["next_url"], result, bulk=row["deferred_indexes"] is not None)
         walk = _Walk(utcnow(), self._first_url(kind, mode), SyncResult(kind.plural, mode))
         if mode == FULL and limit is None:
             with write_tx(self.conn):
@@ -252,6 +253,7 @@ class Crawler:
                 # The first mirror of a kind is a bulk load: its indexes are built once, at the end.
                 empty = self.conn.execute(f"SELECT 1 FROM {kind.table} LIMIT 1").fetchone() is None
                 deferred = json.dumps(defer_indexes(self.conn, kind)) if empty else None
+                walk.bulk = empty
                 self.conn.execute(
                     "INSERT OR REPLACE INTO crawl_state (kind, mode, started_at, next_url, deferred_indexes) "
                     "VALUES (?, ?, ?, ?, ?)",
@@ -336,7 +338,7 @@ class Crawler:
 
     def _write_page(self, kind: Kind, mode: str, walk: _Walk, fetched: _Fetched, wire_field: str) -> None:
         result, next_url = walk.result, fetched.next_url
-        changes: PageChanges = write_page(self.conn, kind, fetched.prepared, utcnow(), self.hooks)
+        changes: PageChanges = write_page(self.conn, kind, fetched.prepared, utcnow(), self.hooks, bulk=walk.bulk)
         result.pages += 1
         result.new += len(changes.new)
         result.updated += len(changes.updated)
@@ -405,7 +407,7 @@ class Crawler:
         ).fetchone()
         if row is not None and row[0]:
             started = time.monotonic()
-            restore_indexes(self.conn, json.loads(row[0]))
+            restore_indexes(self.conn, kind, json.loads(row[0]))
             log.info("indexes_restored", kind=kind.value, seconds=round(time.monotonic() - started, 2))
 
     def _record_history(self, kind: Kind, walk: _Walk, error: str) -> None:

@@ -13,7 +13,7 @@ from core.hub.records import parse_paper, parse_repo
 from core.kinds import Kind, doc_key
 from core.store import connect, write_tx
 from core.store.items import PageChanges, defer_indexes, mark_unseen_deleted, restore_indexes, write_page
-from core.store.migrations import latest_version
+from core.store.migrations import latest_version, migrate
 from tests.conftest import PROJECT_ROOT
 
 
@@ -187,9 +187,78 @@ def test_bulk_load_defers_and_restores_secondary_indexes(tmp_path: Path) -> None
     assert not {row[0] for row in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'models' AND sql IS NOT NULL")}
     with write_tx(conn):
-        restore_indexes(conn, deferred)
-        restore_indexes(conn, deferred)  # idempotent: a crash between restore and commit repeats it
+        restore_indexes(conn, Kind.MODEL, deferred)
+        restore_indexes(conn, Kind.MODEL, deferred)  # idempotent: a crash between restore and commit repeats it
     assert {row[0] for row in conn.execute("SELECT sql FROM sqlite_master WHERE tbl_name = 'models'")} == before
+
+
+def test_a_bulk_load_keeps_the_newest_copy_of_an_id_stored_twice(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    with write_tx(conn):
+        deferred = defer_indexes(conn, Kind.MODEL)
+    assert any(sql.startswith("CREATE UNIQUE INDEX models_id") for sql in deferred)
+    quantized = ["base_model:quantized:meta/llama", "gguf"]
+    pages = [
+        [_model("a/one", tags=quantized), _model("a/two")],
+        [_model("a/one", tags=["base_model:finetune:meta/llama"], likes=7), _model("a/three", tags=quantized)],
+    ]
+    for page in pages:  # without the id index, nothing notices the second a/one yet
+        with write_tx(conn):
+            write_page(conn, Kind.MODEL, [parse_repo(Kind.MODEL, i) for i in page], "2025-06-01T00:00:00.000Z",
+                       bulk=True)
+    # Other writers (the hot sweep, webhooks) go on meanwhile: they find rows by scanning.
+    assert len(_write(conn, [_model("a/two", tags=["retagged"]), _model("b/new")]).new) == 1
+    # Lineage and full-text entries wait, sorted in at the end.
+    assert conn.execute("SELECT count(*) FROM lineage").fetchone()[0] == 0
+    assert _fts(conn, "one") == _fts(conn, "retagged") == _fts(conn, "new") == set()
+    with write_tx(conn):
+        restore_indexes(conn, Kind.MODEL, deferred)
+    rows = {r["id"]: (r["pk"], r["likes"]) for r in conn.execute("SELECT id, pk, likes FROM models")}
+    assert rows == {"a/one": (3, 7), "a/two": (2, 0), "a/three": (4, 0), "b/new": (5, 0)}
+    assert _fts(conn, "retagged") == _fts(conn, "two") == {doc_key(Kind.MODEL, 2)}
+    assert _fts(conn, "new") == {doc_key(Kind.MODEL, 5)}
+    conn.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+    assert conn.execute("SELECT count(*) FROM lineage_pending").fetchone()[0] == 0
+    assert {tuple(r) for r in conn.execute("SELECT base_id, child_pk, relation FROM lineage")} == {
+        ("meta/llama", 3, "finetune"), ("meta/llama", 4, "quantized")}
+    assert _fts(conn, "one") == {doc_key(Kind.MODEL, 3)}
+    jobs = {r[0] for r in conn.execute("SELECT doc_key FROM embed_jobs")}
+    assert jobs == {doc_key(Kind.MODEL, pk) for pk in (2, 3, 4, 5)}
+    with pytest.raises(sqlite3.IntegrityError), write_tx(conn):
+        conn.execute("INSERT INTO models (id, name, raw, text_hash, first_seen, last_seen, indexed_at) "
+                     "VALUES ('a/two', 'two', x'00', '', '', '', '')")
+
+
+def test_ids_become_a_named_unique_index_and_lose_nothing(tmp_path: Path) -> None:
+    """m0012 rebuilds every kind table; rows, their FTS entries and lineage survive it."""
+    conn = connect(tmp_path / "db.sqlite", migrate_schema=False)
+    migrate(conn, target=11)
+    stamps = "'', '', '', ''"  # text_hash, first_seen, last_seen, indexed_at
+    with write_tx(conn):  # what version 11's write_page stored
+        for pk, repo_id in ((1, "a/base"), (2, "a/child")):
+            conn.execute(f"INSERT INTO models (pk, id, name, author, tags, raw, text_hash, first_seen, last_seen, "
+                         f"indexed_at) VALUES (?, ?, ?, 'a', '[]', x'00', {stamps})", (pk, repo_id, repo_id[2:]))
+        conn.execute(f"INSERT INTO papers (pk, id, title, authors, raw, text_hash, first_seen, last_seen, "
+                     f"indexed_at) VALUES (1, '2401.00001', 'Llama scaling', '[]', x'00', {stamps})")
+        conn.execute("INSERT INTO search_fts (rowid, name, author, tags, body) "
+                     "SELECT (1 << 40) | pk, id, author, tags, description FROM models")
+        conn.execute("INSERT INTO search_fts (rowid, name, author, tags, body) "
+                     "SELECT (4 << 40) | pk, title, authors, ai_keywords, summary FROM papers")
+        conn.execute("INSERT INTO lineage (base_id, child_pk, relation) VALUES ('a/base', 2, 'adapter')")
+    before = {t: conn.execute(f"SELECT * FROM {t} ORDER BY 1").fetchall() for t in ("models", "papers", "lineage")}
+    migrate(conn)
+    for table, rows in before.items():
+        assert [tuple(r) for r in conn.execute(f"SELECT * FROM {table} ORDER BY 1")] == [tuple(r) for r in rows]
+    assert _fts(conn, "child") == {doc_key(Kind.MODEL, 2)} and _fts(conn, "scaling") == {doc_key(Kind.PAPER, 1)}
+    for table in ("models", "datasets", "spaces", "papers"):
+        names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE tbl_name = ?", (table,))}
+        assert f"{table}_id" in names and not any(n.startswith("sqlite_autoindex") for n in names)
+        assert {f"{table}_fts_update", f"{table}_fts_delete", f"{table}_embedding_purge"} <= names
+    with write_tx(conn):
+        conn.execute("UPDATE papers SET title = 'Llama growth' WHERE pk = 1")
+        conn.execute("DELETE FROM models WHERE id = 'a/child'")
+    assert _fts(conn, "child") == set() and _fts(conn, "scaling") == set()
+    assert _fts(conn, "growth") == {doc_key(Kind.PAPER, 1)}
 
 
 def test_case_insensitive_author_filters_use_an_index(tmp_path: Path) -> None:

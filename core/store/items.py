@@ -152,15 +152,21 @@ def write_page(
     page: Sequence[RepoRecord | PaperRecord] | PreparedPage,
     seen_at: str,
     hooks: Sequence[PageHook] = (),
+    *,
+    bulk: bool = False,
 ) -> PageChanges:
-    """Upsert one page of records of one kind. Call inside `write_tx`."""
+    """Upsert one page of records of one kind. Call inside `write_tx`.
+
+    `bulk`: the table is being bulk-loaded (`defer_indexes`), every record is new and
+    nothing is looked up; lineage waits in `lineage_pending` for `restore_indexes`.
+    """
     if not isinstance(page, PreparedPage):
         page = prepare_page(page)
     table = kind.table
     columns = _PAPER_COLUMNS if kind is Kind.PAPER else _REPO_COLUMNS
     counter_sql = "upvotes, upvotes, NULL, NULL" if kind is Kind.PAPER else "downloads, likes, trending_score, sha"
     ids = [r.id for r in page.records]
-    existing = {
+    existing = {} if bulk else {
         row[1]: row
         for row in conn.execute(
             f"SELECT pk, id, raw, text_hash, deleted_at, {counter_sql} FROM {table} "
@@ -216,12 +222,8 @@ def write_page(
             f"indexed_at) VALUES ({', '.join('?' * (len(columns) + len(_WRITE_COLUMNS) + 4))})",
             inserts,
         )
-        conn.execute(
-            f"INSERT INTO search_fts (rowid, name, author, tags, body) "
-            f"SELECT ({kind.code} << 40) | pk, {_FTS_SOURCE.get(kind, _REPO_FTS_SOURCE)} FROM {table} "
-            f"WHERE pk BETWEEN ? AND ?",
-            (first_new_pk, next_pk - 1),
-        )
+        if _fts_pending_from(conn, kind) is None:
+            _index_text(conn, kind, "pk BETWEEN ? AND ?", (first_new_pk, next_pk - 1))
     if updates:
         assignments = ", ".join(f"{c} = ?" for c in (*columns, *_WRITE_COLUMNS))
         conn.executemany(
@@ -233,7 +235,7 @@ def write_page(
     if reencoded:
         conn.executemany(f"UPDATE {table} SET raw = ?, last_seen = ? WHERE pk = ?", reencoded)
     if kind is Kind.MODEL:
-        _write_lineage(conn, changes)
+        _write_lineage(conn, changes, "lineage_pending" if bulk else "lineage")
     if jobs:
         conn.executemany(
             "INSERT INTO embed_jobs (doc_key, text_hash, enqueued_at) VALUES (?, ?, ?) "
@@ -246,7 +248,22 @@ def write_page(
     return changes
 
 
-def _write_lineage(conn: sqlite3.Connection, changes: PageChanges) -> None:
+def _index_text(conn: sqlite3.Connection, kind: Kind, where: str, params: tuple) -> None:
+    """Add full-text entries for new rows (updates and deletes keep them in step by trigger)."""
+    conn.execute(
+        f"INSERT INTO search_fts (rowid, name, author, tags, body) "
+        f"SELECT ({kind.code} << 40) | pk, {_FTS_SOURCE.get(kind, _REPO_FTS_SOURCE)} FROM {kind.table} WHERE {where}",
+        params,
+    )
+
+
+def _fts_pending_from(conn: sqlite3.Connection, kind: Kind) -> int | None:
+    """While a kind is bulk-loaded, its rows from this pk on get their full-text entries at the end."""
+    row = conn.execute("SELECT from_pk FROM fts_pending WHERE kind = ?", (kind.code,)).fetchone()
+    return row[0] if row else None
+
+
+def _write_lineage(conn: sqlite3.Connection, changes: PageChanges, table: str) -> None:
     changed = [item for item in changes.updated if item.meta_changed]
     if changed:
         conn.executemany("DELETE FROM lineage WHERE child_pk = ?", [(item.pk,) for item in changed])
@@ -257,36 +274,72 @@ def _write_lineage(conn: sqlite3.Connection, changes: PageChanges) -> None:
         for base in item.record.base_models
     ]
     if rows:
-        conn.executemany("INSERT OR REPLACE INTO lineage (base_id, child_pk, relation) VALUES (?, ?, ?)", rows)
+        conn.executemany(f"INSERT OR REPLACE INTO {table} (base_id, child_pk, relation) VALUES (?, ?, ?)", rows)
 
 
 _UNIQUE_INDEX = re.compile(r"\s*CREATE\s+UNIQUE\s", re.IGNORECASE)
 # sqlite_master keeps each statement as it was written.
-_CREATE_INDEX = re.compile(r"^\s*CREATE\s+INDEX\s+(IF\s+NOT\s+EXISTS\s+)?", re.IGNORECASE)
+_CREATE_INDEX = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+(IF\s+NOT\s+EXISTS\s+)?", re.IGNORECASE)
 
 
 def defer_indexes(conn: sqlite3.Connection, kind: Kind) -> list[str]:
-    """Drop a kind table's secondary indexes for a bulk load; returns their definitions.
+    """Drop an empty kind table's indexes for a bulk load; returns their definitions.
 
     Building an index once from sorted rows costs a fifth of keeping it in step
-    row by row. The caller commits the definitions with the drop (crawl_state),
-    and `restore_indexes` puts them back.
+    row by row. That includes the unique id index: while the table is loaded
+    with `write_page(bulk=True)` nothing looks rows up by id, and
+    `restore_indexes` keeps the latest copy of any id that came twice before it
+    builds the index. Full-text entries and lineage wait for the end as well
+    (see migration m0012): until then keyword search does not find the kind.
+    The caller commits the definitions with the drop (crawl_state), so a crash
+    mid-load still restores them.
     """
-    rows = [
-        (name, sql) for name, sql in conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL",
-            (kind.table,),
-        )
-        if not _UNIQUE_INDEX.match(sql)  # those enforce something: they stay
-    ]
+    conn.execute(
+        f"INSERT OR REPLACE INTO fts_pending (kind, from_pk) "
+        f"SELECT ?, coalesce(max(pk), 0) + 1 FROM {kind.table}", (kind.code,),
+    )
+    tables = (kind.table, "lineage") if kind is Kind.MODEL else (kind.table,)  # lineage is empty with models
+    rows = conn.execute(
+        f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name IN ({','.join('?' * len(tables))}) "
+        "AND sql IS NOT NULL",
+        tables,
+    ).fetchall()
     for name, _ in rows:
         conn.execute(f'DROP INDEX "{name}"')
     return [sql for _, sql in rows]
 
 
-def restore_indexes(conn: sqlite3.Connection, definitions: Sequence[str]) -> None:
-    for sql in definitions:
-        conn.execute(_CREATE_INDEX.sub("CREATE INDEX IF NOT EXISTS ", sql, count=1))
+def restore_indexes(conn: sqlite3.Connection, kind: Kind, definitions: Sequence[str]) -> None:
+    """End a bulk load: full-text entries and lineage are written, then the indexes built, unique ones last."""
+    from_pk = _fts_pending_from(conn, kind)
+    if from_pk is not None:
+        _index_text(conn, kind, "pk >= ?", (from_pk,))
+        conn.execute("DELETE FROM fts_pending WHERE kind = ?", (kind.code,))
+    if kind is Kind.MODEL:
+        conn.execute("INSERT OR REPLACE INTO lineage (base_id, child_pk, relation) "
+                     "SELECT base_id, child_pk, relation FROM lineage_pending ORDER BY base_id, child_pk")
+        conn.execute("DELETE FROM lineage_pending")
+    for sql in sorted(definitions, key=lambda sql: bool(_UNIQUE_INDEX.match(sql))):
+        statement = _CREATE_INDEX.sub(lambda m: f"CREATE {m.group(1) or ''}INDEX IF NOT EXISTS ", sql, count=1)
+        try:
+            conn.execute(statement)
+        except sqlite3.IntegrityError:
+            _drop_duplicate_ids(conn, kind)
+            conn.execute(statement)
+
+
+def _drop_duplicate_ids(conn: sqlite3.Connection, kind: Kind) -> None:
+    """Keep the newest row of each id loaded twice (another writer stored it while the index was deferred).
+
+    Deleting a row takes its FTS entry and embedding job with it (triggers); its lineage goes here.
+    """
+    older = [pk for (pk,) in conn.execute(
+        f"SELECT pk FROM (SELECT pk, row_number() OVER (PARTITION BY id ORDER BY pk DESC) AS copy "
+        f"FROM {kind.table}) WHERE copy > 1"
+    )]
+    conn.executemany(f"DELETE FROM {kind.table} WHERE pk = ?", [(pk,) for pk in older])
+    if kind is Kind.MODEL:
+        conn.executemany("DELETE FROM lineage WHERE child_pk = ?", [(pk,) for pk in older])
 
 
 def mark_unseen_deleted(conn: sqlite3.Connection, kind: Kind, sync_started_at: str, now: str) -> int:

@@ -28,11 +28,14 @@ def latest_version() -> int:
     return steps[-1][0] if steps else 0
 
 
-def migrate(conn: sqlite3.Connection) -> int:
+def migrate(conn: sqlite3.Connection, target: int | None = None) -> int:
+    """Apply the steps after the database's version, up to `target` (default: all)."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     for version, module in _steps():
         if version <= current:
             continue
+        if target is not None and version > target:
+            break
         apply: Callable[[sqlite3.Connection], None] = module.apply
         conn.execute("BEGIN IMMEDIATE")
         try:
