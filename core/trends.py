@@ -476,7 +476,7 @@ def _filters(query: TrendQuery) -> tuple[str, list]:
     where = ["t.deleted_at IS NULL"]
     params: list = []
     if query.author:
-        where.append("t.author = ?")
+        where.append("t.author = ? COLLATE NOCASE")
         params.append(query.author)
     if query.tag:
         where.append("EXISTS (SELECT 1 FROM json_each(t.tags) WHERE json_each.value = ?)")

@@ -240,6 +240,9 @@ def test_list_filters_and_limits(api: ApiServer) -> None:
             ["items"]] == [QUANT]
     assert [i["id"] for i in api.get("/models", params={"tag": "gguf", "relation": "quantized",
                                                          "author": "quantfolk"}).json()["items"]] == [QUANT]
+    # Hub names are unique regardless of case, so the filter ignores it.
+    assert [i["id"] for i in api.get("/models", params={"quant_format": "gguf", "author": "QuantFolk"}).json()
+            ["items"]] == [QUANT]
     assert len(api.get("/datasets?limit=5").json()["items"]) == 5
     assert len(api.get("/papers?limit=1000").json()["items"]) > 0
     assert_problem(api.get("/models?limit=1001"), 400)

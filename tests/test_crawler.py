@@ -17,8 +17,10 @@ import aiohttp
 import pytest
 
 from core.hub.fake import FaultConfig
-from core.kinds import ALL_KINDS
+from core.hub.records import parse_repo
+from core.kinds import ALL_KINDS, Kind, doc_key
 from core.store import connect
+from core.store.rawjson import decode_raw
 from tests.conftest import PROJECT_ROOT, cli_env, run_cli
 
 
@@ -143,8 +145,15 @@ def test_kill_9_mid_sync_resumes_after_last_committed_page(hub_thread, data_dir:
     assert conn.execute("SELECT count(*) FROM models").fetchone()[0] == 4000
     # The first mirror was a bulk load with its indexes deferred across the kills; they are back.
     assert _index_names(conn, "models") == _index_names(connect(tmp_path / "fresh.db"), "models")
-    assert conn.execute("EXPLAIN QUERY PLAN SELECT pk FROM models WHERE author = 'x'").fetchone()[3].find(
-        "models_author") > 0
+    plan = conn.execute("EXPLAIN QUERY PLAN SELECT pk FROM models WHERE author = 'x' COLLATE NOCASE").fetchone()[3]
+    assert "models_author_nocase" in plan
+    # Full-text entries and lineage, written at the end of the load, cover every row once.
+    fts_keys = [row[0] for row in conn.execute("SELECT rowid FROM search_fts WHERE rowid < (2 << 40)")]
+    assert fts_keys == [doc_key(Kind.MODEL, pk) for (pk,) in conn.execute("SELECT pk FROM models ORDER BY pk")]
+    lineage = conn.execute("SELECT count(*) FROM lineage").fetchone()[0]
+    assert lineage > 0 and conn.execute("SELECT count(*) FROM lineage_pending").fetchone()[0] == 0
+    assert lineage == sum(len(parse_repo(Kind.MODEL, decode_raw(raw)).base_models)
+                          for (raw,) in connect(db).execute("SELECT raw FROM models"))  # finds the dictionaries
 
 
 def _index_names(conn: sqlite3.Connection, table: str) -> set[str]:

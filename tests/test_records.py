@@ -10,11 +10,9 @@ import pytest
 from core.hub.records import (
     BaseModelRef,
     ParseError,
-    base_models_from_tags,
     parse_paper,
     parse_repo,
     project,
-    quant_format_of,
 )
 from core.itemtext import item_text, source_hash
 from core.kinds import Kind
@@ -121,7 +119,7 @@ def test_bad_items_raise_parse_error() -> None:
 def test_base_models_from_tags() -> None:
     tags = ["base_model:Qwen/Qwen3-8B", "base_model:quantized:Qwen/Qwen3-8B", "gguf",
             "base_model:merge:a/b", "base_model:c/d"]
-    assert base_models_from_tags(tags) == [
+    assert parse_repo(Kind.MODEL, {"id": "x/y", "tags": tags}).base_models == [
         BaseModelRef("Qwen/Qwen3-8B", "quantized"), BaseModelRef("a/b", "merge"), BaseModelRef("c/d", None),
     ]
 
@@ -133,9 +131,10 @@ def test_base_models_from_tags() -> None:
     ("x/model-4bit-gptq", [], "gptq"),
     ("turboderp/Llama-exl2", [], "exl2"),
     ("x/plain-model", ["text-generation"], None),
+    ("x/both", ["awq", "gguf"], "gguf"),
 ])
 def test_quant_format(repo_id: str, tags: list[str], expected: str | None) -> None:
-    assert quant_format_of(repo_id, tags) == expected
+    assert parse_repo(Kind.MODEL, {"id": repo_id, "tags": tags}).quant_format == expected
 
 
 def test_source_hash_follows_the_search_text() -> None:

@@ -12,6 +12,7 @@ import pytest
 from core.hub.records import parse_paper, parse_repo
 from core.kinds import Kind, doc_key
 from core.store import connect, write_tx
+from core.store.db import PAGE_SIZE
 from core.store.items import PageChanges, defer_indexes, mark_unseen_deleted, restore_indexes, write_page
 from core.store.migrations import latest_version, migrate
 from tests.conftest import PROJECT_ROOT
@@ -38,6 +39,7 @@ def test_migrations_reach_latest(tmp_path: Path) -> None:
     conn = connect(tmp_path / "db.sqlite")
     assert conn.execute("PRAGMA user_version").fetchone()[0] == latest_version()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE
     conn.close()
     # Reopening is a no-op.
     assert connect(tmp_path / "db.sqlite").execute("PRAGMA user_version").fetchone()[0] == latest_version()

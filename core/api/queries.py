@@ -38,7 +38,7 @@ class Filter:
 
 
 FILTERS: dict[str, Filter] = {
-    "author": Filter("author = ?", description="exact author / organisation"),
+    "author": Filter("author = ? COLLATE NOCASE", description="author / organisation (any case, as on the Hub)"),
     "tag": Filter("EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?)", description="exact tag"),
     "pipeline_tag": Filter("pipeline_tag = ?", kinds=(Kind.MODEL,), description="e.g. text-generation"),
     "library": Filter("library_name = ?", kinds=(Kind.MODEL,), description="e.g. transformers"),
@@ -243,6 +243,7 @@ def priority_items(conn: sqlite3.Connection, authors: list[str], model_ids: list
     if not authors and not model_ids:
         return iter(())
     return iter(conn.execute(
-        f"SELECT * FROM models WHERE deleted_at IS NULL AND (author IN ({','.join('?' * len(authors)) or 'NULL'}) "
+        f"SELECT * FROM models WHERE deleted_at IS NULL "
+        f"AND (author COLLATE NOCASE IN ({','.join('?' * len(authors)) or 'NULL'}) "
         f"OR id IN ({','.join('?' * len(model_ids)) or 'NULL'})) ORDER BY last_modified DESC LIMIT ?",
         [*authors, *model_ids, limit]).fetchall())

@@ -16,7 +16,8 @@ BASE_RELATIONS = ("finetune", "adapter", "merge", "quantized")
 _RELATIONS = frozenset(BASE_RELATIONS)
 QUANT_FORMATS = ("gguf", "awq", "gptq", "exl2", "mlx", "bnb")
 _QUANT_TAGS = frozenset(QUANT_FORMATS)
-_QUANT_NAME = re.compile(r"[-_.](gguf|awq|gptq|exl2|mlx)(?:$|[-_.])", re.IGNORECASE)
+_QUANT_NAMES = ("gguf", "awq", "gptq", "exl2", "mlx")
+_QUANT_NAME = re.compile(rf"[-_.]({'|'.join(_QUANT_NAMES)})(?:$|[-_.])", re.IGNORECASE)
 _ARXIV_TAG = "arxiv:"
 _LICENSE_TAG = "license:"
 
@@ -95,27 +96,25 @@ def _gated(value: Any) -> str | None:
     return str(value) if isinstance(value, str) else "auto"
 
 
-def base_models_from_tags(tags: list[str]) -> list[BaseModelRef]:
-    """`base_model:X` names a base; `base_model:{relation}:X` says how the child relates to it."""
-    relations: dict[str, str] = {}
-    bases: dict[str, None] = {}  # in the order the tags name them
-    for tag in tags:
-        if not tag.startswith("base_model:"):
-            continue
-        rest = tag[11:]
-        head, _, tail = rest.partition(":")
-        if tail and head in _RELATIONS:
-            relations[tail] = head
-            bases[tail] = None
-        else:
-            bases[rest] = None
-    return [BaseModelRef(base, relations.get(base)) for base in bases]
+def _base_model(bases: dict[str, str | None], tag: str) -> None:
+    """Note a `base_model:X` tag (names a base) or `base_model:{relation}:X` (how the child relates to it).
+
+    `bases` keeps the order in which the tags first name each base.
+    """
+    rest = tag[11:]
+    head, _, tail = rest.partition(":")
+    if tail and head in _RELATIONS:
+        bases[tail] = head
+    else:
+        bases.setdefault(rest, None)
 
 
-def quant_format_of(repo_id: str, tags: list[str]) -> str | None:
-    found = _QUANT_TAGS.intersection(tags)  # library tags are lower-case on the Hub
-    if found:
-        return min(found, key=QUANT_FORMATS.index)  # the first format in QUANT_FORMATS order wins
+def _quant_format(repo_id: str, quant_tags: list[str]) -> str | None:
+    if quant_tags:  # library tags are lower-case on the Hub
+        return min(quant_tags, key=QUANT_FORMATS.index)  # the first format in QUANT_FORMATS order wins
+    lowered = repo_id.lower()
+    if not any(name in lowered for name in _QUANT_NAMES):  # most ids: the regex is not needed
+        return None
     match = _QUANT_NAME.search(repo_id)
     return match.group(1).lower() if match else None
 
@@ -170,19 +169,25 @@ def parse_repo(kind: Kind, obj: dict[str, Any]) -> RepoRecord:
         raise ParseError(f"{kind.value} item without an id: {str(obj)[:200]}")
     raw = _without_recording_metadata(obj)
     get = obj.get
-    tags = [t for t in get("tags") or () if type(t) is str]
+    is_model = kind is Kind.MODEL
+    tags: list[str] = []
     license_name: str | None = None
     arxiv_ids: list[str] = []
-    base_tags: list[str] = []
-    for tag in tags:
-        if ":" not in tag:
+    bases: dict[str, str | None] = {}
+    quant_tags: list[str] = []
+    for tag in get("tags") or ():  # one pass: this runs for every tag of every item
+        if type(tag) is not str:
             continue
-        if tag.startswith(_LICENSE_TAG):
+        tags.append(tag)
+        if ":" not in tag:
+            if tag in _QUANT_TAGS:
+                quant_tags.append(tag)
+        elif tag.startswith(_LICENSE_TAG):
             license_name = license_name or tag[8:]
         elif tag.startswith(_ARXIV_TAG):
             arxiv_ids.append(tag[6:])
-        elif tag.startswith("base_model:"):
-            base_tags.append(tag)
+        elif is_model and tag.startswith("base_model:"):
+            _base_model(bases, tag)
     if license_name is None:
         card = get("cardData")
         if isinstance(card, dict) and isinstance(card.get("license"), str):
@@ -193,7 +198,6 @@ def parse_repo(kind: Kind, obj: dict[str, Any]) -> RepoRecord:
     description = _space_description(obj) if kind is Kind.SPACE else _str(obj, "description")
     trending = get("trendingScore")
     downloads_all_time = get("downloadsAllTime")
-    is_model = kind is Kind.MODEL
     return RepoRecord(
         kind, repo_id, _str(obj, "_id"), author, repo_id.rsplit("/", 1)[-1],
         _counter(get("downloads")),
@@ -212,10 +216,10 @@ def parse_repo(kind: Kind, obj: dict[str, Any]) -> RepoRecord:
         _gated(get("gated")),
         bool(get("disabled", False)),
         license_name,
-        base_models_from_tags(base_tags) if is_model and base_tags else [],
+        [BaseModelRef(base, relation) for base, relation in bases.items()],
         arxiv_ids,
         _num_parameters(obj),
-        quant_format_of(repo_id, tags) if is_model else None,
+        _quant_format(repo_id, quant_tags) if is_model else None,
         raw,
     )
 

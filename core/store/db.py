@@ -17,6 +17,7 @@ from core.store.migrations import migrate
 from core.store.rawjson import forget_encoders, remember_database
 
 BUSY_TIMEOUT_MS = 30_000
+PAGE_SIZE = 16384
 
 
 def connect(path: Path | str, *, migrate_schema: bool = True) -> sqlite3.Connection:
@@ -25,6 +26,10 @@ def connect(path: Path | str, *, migrate_schema: bool = True) -> sqlite3.Connect
     conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # Takes effect only when the file is created. 16 KiB pages instead of 4: a quarter of the
+    # B-tree pages and I/O calls; a first mirror of 1M models took ~5% less CPU and its index
+    # builds a fifth less, and the API's latency under load did not move (bench/api.py).
+    conn.execute(f"PRAGMA page_size = {PAGE_SIZE}")
     conn.execute("PRAGMA journal_mode = WAL")
     # NORMAL in WAL mode: a power cut may lose the last commits but never corrupts;
     # a process crash (kill -9) loses nothing that was committed.
