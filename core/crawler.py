@@ -261,9 +261,8 @@ class Crawler:
                 )
         return walk
 
-    async def _fetch(self, kind: Kind, url: str, stop_before: str | None) -> _Fetched:
-        page = await self.client.get_page(url)
-        # Parsed and prepared here, on the event loop, so it overlaps the previous page's SQL in the writer thread.
+    def _prepare(self, kind: Kind, page: Page, stop_before: str | None) -> _Fetched:
+        """Parse and prepare a page here, on the event loop, so it overlaps the previous pages' SQL."""
         records, documents, errors = _parse(kind, page)
         reached_watermark = False
         if stop_before is not None:
@@ -317,7 +316,7 @@ class Crawler:
         failure: Exception | None = None
         try:
             while url and not self._stop.is_set():
-                fetched = await self._fetch(kind, url, stop_before)
+                fetched = self._prepare(kind, await self.client.get_page(url), stop_before)
                 if limit is not None and seen + len(fetched.prepared.records) >= limit:
                     fetched.prepared = prepare_page(fetched.prepared.records[: limit - seen],
                                                     fetched.prepared.documents)

@@ -35,7 +35,7 @@ import structlog
 
 from core.kinds import REPO_KINDS, Kind, parse_kind
 from core.store import write_tx
-from core.store.db import parse_ts
+from core.store.db import insert_rows, parse_ts
 from core.store.items import PageChanges
 
 if TYPE_CHECKING:
@@ -231,10 +231,7 @@ def snapshot_hook(conn: sqlite3.Connection, changes: PageChanges) -> None:
     if not rows:
         return
     # Two writes at the same second (a sweep right after a sync): the later value wins.
-    conn.executemany(
-        "INSERT OR REPLACE INTO snapshots (kind, pk, at, downloads, likes, trending_score) VALUES (?, ?, ?, ?, ?, ?)",
-        rows,
-    )
+    insert_rows(conn, "INSERT OR REPLACE INTO snapshots (kind, pk, at, downloads, likes, trending_score)", rows)
     conn.execute(
         "INSERT INTO trend_state (key, value) VALUES ('last_write', ?) "
         "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",

@@ -256,7 +256,7 @@ def test_workers_share_the_port_and_go_with_the_server(tmp_path: Path) -> None:
         while (len(_children(server.process.pid)) < 2 or workers[0] in _children(server.process.pid)) \
                 and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert len(_children(server.process.pid)) == 2
+        assert len(_children(server.process.pid)) == 2, "".join(server.stderr_lines)[-3000:]
         assert server.get("/health").status_code in (200, 503)
         workers = _children(server.process.pid)
     finally:

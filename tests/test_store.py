@@ -12,7 +12,7 @@ import pytest
 from core.hub.records import parse_paper, parse_repo
 from core.kinds import Kind, doc_key
 from core.store import connect, write_tx
-from core.store.db import PAGE_SIZE
+from core.store.db import PAGE_SIZE, insert_rows
 from core.store.items import PageChanges, defer_indexes, mark_unseen_deleted, restore_indexes, write_page
 from core.store.migrations import latest_version, migrate
 from tests.conftest import PROJECT_ROOT
@@ -270,3 +270,15 @@ def test_case_insensitive_author_filters_use_an_index(tmp_path: Path) -> None:
             f"EXPLAIN QUERY PLAN SELECT pk FROM {table} t WHERE t.deleted_at IS NULL "
             "AND t.author = ? COLLATE NOCASE ORDER BY t.downloads DESC LIMIT 20", ("TheBloke",)))
         assert f"USING INDEX {table}_author_nocase" in plan, plan
+
+
+def test_insert_rows_splits_at_the_parameter_limit(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    conn.execute("CREATE TEMP TABLE wide (" + ", ".join(f"c{i}" for i in range(10)) + ")")
+    rows = [tuple(range(n, n + 10)) for n in range(5000)]  # 50,000 parameters: two statements
+    statements: list[str] = []
+    conn.set_trace_callback(statements.append)
+    insert_rows(conn, "INSERT INTO wide", rows)
+    conn.set_trace_callback(None)
+    assert len(statements) == 2
+    assert [tuple(row) for row in conn.execute("SELECT * FROM wide ORDER BY c0")] == rows

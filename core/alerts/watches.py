@@ -354,9 +354,12 @@ def register_watches(conn: sqlite3.Connection, watches: Sequence[Watch], now: st
     what was created while it was gone.
     """
     names = [w.name for w in watches]
-    conn.executemany("INSERT OR IGNORE INTO alert_watches (name, added_at) VALUES (?, ?)",
-                     [(name, now) for name in names])
     armed = dict(conn.execute("SELECT name, added_at FROM alert_watches").fetchall())
+    # This runs for every page a crawl writes: statements only when the set changed.
+    new = [(name, now) for name in names if name not in armed]
+    if new:
+        conn.executemany("INSERT INTO alert_watches (name, added_at) VALUES (?, ?)", new)
+        armed.update(new)
     stale = [name for name in armed if name not in set(names)]
     if stale:
         conn.executemany("DELETE FROM alert_watches WHERE name = ?", [(n,) for n in stale])

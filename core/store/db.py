@@ -8,10 +8,11 @@ two processes never deadlock upgrading a read lock.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from core.store.migrations import migrate
 from core.store.rawjson import forget_encoders, remember_database
@@ -63,6 +64,29 @@ def read_tx(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         yield conn
     finally:
         conn.execute("COMMIT")
+
+
+# SQLite's default bound on the parameters of one statement (SQLITE_MAX_VARIABLE_NUMBER since 3.32).
+MAX_PARAMETERS = 32_766
+
+
+def insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any]], tail: str = "") -> None:
+    """`{head} VALUES (?, ...), (?, ...), ... {tail}` for every row, in as few statements as fit.
+
+    Not `executemany`, which takes the GIL back after every row: beside a thread that runs
+    Python (the crawler's writer thread beside its event loop) each row then waits for the
+    other thread's switch interval. 200K rows took 97 s that way against 0.8 s alone; one
+    statement for many rows runs without the GIL from its first row to its last (3.5 s).
+    """
+    if not rows:
+        return
+    width = len(rows[0])
+    row_sql = "(" + ", ".join("?" * width) + ")"
+    most = MAX_PARAMETERS // width
+    for start in range(0, len(rows), most):
+        chunk = rows[start:start + most]
+        conn.execute(f"{head} VALUES {', '.join([row_sql] * len(chunk))} {tail}",
+                     [value for row in chunk for value in row])
 
 
 def utcnow() -> str:

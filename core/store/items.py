@@ -18,6 +18,7 @@ import orjson
 from core.hub.records import COUNTER_FIELDS, PaperRecord, RepoRecord
 from core.itemtext import source_hash
 from core.kinds import Kind, doc_key
+from core.store.db import insert_rows
 from core.store.rawjson import decode_raw, encoder_for, train_dictionary
 
 
@@ -178,7 +179,7 @@ def write_page(
     changes = PageChanges(kind=kind, seen_at=seen_at)
     inserts: list[tuple] = []
     updates: list[tuple] = []
-    touches: list[tuple] = []
+    touches: list[int] = []
     reencoded: list[tuple] = []
     jobs: list[tuple] = []
     next_pk = conn.execute(f"SELECT coalesce(max(pk), 0) + 1 FROM {table}").fetchone()[0]
@@ -197,7 +198,7 @@ def write_page(
         pk, _, old_raw, old_thash, deleted_at, downloads, likes, trending, sha = row
         if old_raw == raw and deleted_at is None:
             # The common case of a re-sync: the same bytes, nothing to compare.
-            touches.append((seen_at, pk))
+            touches.append(pk)
             changes.unchanged += 1
             continue
         counters_changed = (downloads, likes, trending) != _counters(record)
@@ -217,9 +218,10 @@ def write_page(
         if old_thash != thash or deleted_at is not None:
             jobs.append((doc_key(kind, pk), thash, seen_at))
     if inserts:
-        conn.executemany(
+        insert_rows(
+            conn,
             f"INSERT INTO {table} ({', '.join(columns)}, pk, {', '.join(_WRITE_COLUMNS)}, first_seen, last_seen, "
-            f"indexed_at) VALUES ({', '.join('?' * (len(columns) + len(_WRITE_COLUMNS) + 4))})",
+            f"indexed_at)",
             inserts,
         )
         if _fts_pending_from(conn, kind) is None:
@@ -231,17 +233,18 @@ def write_page(
             updates,
         )
     if touches:
-        conn.executemany(f"UPDATE {table} SET last_seen = ? WHERE pk = ?", touches)
+        # One statement, the same for any number of rows (see `insert_rows` for why not executemany).
+        conn.execute(f"UPDATE {table} SET last_seen = ? WHERE pk IN (SELECT value FROM json_each(?))",
+                     (seen_at, orjson.dumps(touches)))
     if reencoded:
         conn.executemany(f"UPDATE {table} SET raw = ?, last_seen = ? WHERE pk = ?", reencoded)
     if kind is Kind.MODEL:
         _write_lineage(conn, changes, "lineage_pending" if bulk else "lineage")
     if jobs:
-        conn.executemany(
-            "INSERT INTO embed_jobs (doc_key, text_hash, enqueued_at) VALUES (?, ?, ?) "
+        insert_rows(
+            conn, "INSERT INTO embed_jobs (doc_key, text_hash, enqueued_at)", jobs,
             "ON CONFLICT (doc_key) DO UPDATE SET text_hash = excluded.text_hash, "
             "enqueued_at = excluded.enqueued_at, attempts = 0, parked = 0, last_error = NULL, lease_until = NULL",
-            jobs,
         )
     for hook in hooks:
         hook(conn, changes)
@@ -274,7 +277,7 @@ def _write_lineage(conn: sqlite3.Connection, changes: PageChanges, table: str) -
         for base in item.record.base_models
     ]
     if rows:
-        conn.executemany(f"INSERT OR REPLACE INTO {table} (base_id, child_pk, relation) VALUES (?, ?, ?)", rows)
+        insert_rows(conn, f"INSERT OR REPLACE INTO {table} (base_id, child_pk, relation)", rows)
 
 
 _UNIQUE_INDEX = re.compile(r"\s*CREATE\s+UNIQUE\s", re.IGNORECASE)
