@@ -51,8 +51,9 @@ WATERMARK_OVERLAP_SECONDS = 300
 CRAWLER_CHECKPOINT_PAGES = 10_000
 # Pages are fetched ahead of the writer, and the writer commits all it finds waiting in one
 # transaction: each commit writes out every index page the pages' ids landed on, and ids come
-# in random order (the UNIQUE id index, lineage by base), so fewer commits write far less.
-# Full sync of 1M models, CPU-µs an item: 8 pages a commit ~94, 16 ~88, 32 ~87 (bench/crawl.py).
+# in random order (the id index and lineage of a re-sync), so fewer commits write far less.
+# Full sync of 1M models while first mirrors still kept those in step, CPU-µs an item:
+# 8 pages a commit ~94, 16 ~88, 32 ~87 (bench/crawl.py).
 # At most this many pages wait, ~7 MB of parsed items each (1,000 a page).
 PREFETCH_PAGES = 16
 

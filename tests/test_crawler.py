@@ -191,7 +191,6 @@ def test_the_write_lock_is_free_whenever_the_event_loop_runs(hub_thread, data_di
     """
     from core.crawler import FULL, Crawler
     from core.hub.client import HubClient
-    from core.kinds import Kind
 
     hub = hub_thread(models=3000, datasets=0, spaces=0, papers=0, seed=5,
                      faults=FaultConfig(slow_rate=0.5, slow_seconds=0.05))

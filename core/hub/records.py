@@ -16,10 +16,11 @@ BASE_RELATIONS = ("finetune", "adapter", "merge", "quantized")
 _RELATIONS = frozenset(BASE_RELATIONS)
 QUANT_FORMATS = ("gguf", "awq", "gptq", "exl2", "mlx", "bnb")
 _QUANT_TAGS = frozenset(QUANT_FORMATS)
-_QUANT_NAMES = ("gguf", "awq", "gptq", "exl2", "mlx")
+_QUANT_NAMES = tuple(name for name in QUANT_FORMATS if name != "bnb")  # bitsandbytes is only ever a tag
 _QUANT_NAME = re.compile(rf"[-_.]({'|'.join(_QUANT_NAMES)})(?:$|[-_.])", re.IGNORECASE)
 _ARXIV_TAG = "arxiv:"
 _LICENSE_TAG = "license:"
+_BASE_MODEL_TAG = "base_model:"
 
 
 class ParseError(ValueError):
@@ -101,7 +102,7 @@ def _base_model(bases: dict[str, str | None], tag: str) -> None:
 
     `bases` keeps the order in which the tags first name each base.
     """
-    rest = tag[11:]
+    rest = tag[len(_BASE_MODEL_TAG):]
     head, _, tail = rest.partition(":")
     if tail and head in _RELATIONS:
         bases[tail] = head
@@ -186,7 +187,7 @@ def parse_repo(kind: Kind, obj: dict[str, Any]) -> RepoRecord:
             license_name = license_name or tag[8:]
         elif tag.startswith(_ARXIV_TAG):
             arxiv_ids.append(tag[6:])
-        elif is_model and tag.startswith("base_model:"):
+        elif is_model and tag.startswith(_BASE_MODEL_TAG):
             _base_model(bases, tag)
     if license_name is None:
         card = get("cardData")

@@ -323,7 +323,7 @@ def restore_indexes(conn: sqlite3.Connection, kind: Kind, definitions: Sequence[
                      "SELECT base_id, child_pk, relation FROM lineage_pending ORDER BY base_id, child_pk")
         conn.execute("DELETE FROM lineage_pending")
     for sql in sorted(definitions, key=lambda sql: bool(_UNIQUE_INDEX.match(sql))):
-        statement = _CREATE_INDEX.sub(lambda m: f"CREATE {m.group(1) or ''}INDEX IF NOT EXISTS ", sql, count=1)
+        statement = _CREATE_INDEX.sub(r"CREATE \1INDEX IF NOT EXISTS ", sql, count=1)
         try:
             conn.execute(statement)
         except sqlite3.IntegrityError:
