@@ -25,7 +25,15 @@ from pathlib import Path
 import structlog
 
 from core.hub.client import HubClient, Page
-from core.hub.records import EXPAND_FIELDS, PaperRecord, ParseError, RepoRecord, parse_paper, parse_repo
+from core.hub.records import (
+    EXPAND_FIELDS,
+    PaperRecord,
+    ParseError,
+    RepoRecord,
+    parse_listed_repos,
+    parse_paper,
+    parse_repo,
+)
 from core.kinds import ALL_KINDS, Kind
 from core.store import connect, write_tx
 from core.store.db import format_ts, parse_ts, utcnow
@@ -119,6 +127,9 @@ class _Walk:
 
 def _parse(kind: Kind, page: Page) -> tuple[list[RepoRecord | PaperRecord], dict[str, bytes], int]:
     """The page's records, the wire JSON of those whose raw JSON is the item as sent, and the count of bad items."""
+    listed = None if kind is Kind.PAPER else parse_listed_repos(kind, page.body)
+    if listed is not None:
+        return listed, {record.id: document for record, document in zip(listed, page.documents, strict=True)}, 0
     records: list[RepoRecord | PaperRecord] = []
     documents: dict[str, bytes] = {}
     errors = 0

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import urllib.request
+from collections.abc import Callable
 from pathlib import Path
+
+import orjson
 
 import pytest
 
 from core.hub.records import (
+    EXPAND_FIELDS,
     BaseModelRef,
     ParseError,
+    RepoRecord,
+    parse_listed_repos,
     parse_paper,
     parse_repo,
     project,
 )
 from core.itemtext import item_text, source_hash
 from core.kinds import Kind
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, HubThread
 
 
 def _load(path: Path) -> dict:
@@ -149,3 +157,52 @@ def test_source_hash_follows_the_search_text() -> None:
                    {"id": "org/llama-8b"}, {"description": "chat"}, {"tags": ["base_model:finetune:a/b"]}):
         other = parse_repo(Kind.MODEL, {**base, **change})
         assert item_text(other) != item_text(record) and source_hash(other) != source_hash(record), change
+
+
+def _fixture_items(kind: Kind) -> list[dict]:
+    if kind is Kind.MODEL:
+        return [_load(path)["response"]["body"] for path in MODEL_FIXTURES]
+    if kind is Kind.DATASET:
+        return [_load(FIXTURES / "datasets" / "detail_hendrycks_competition_math.json")]
+    return list(_load(FIXTURES / "spaces" / "detail_bodies.json")["spaces"].values())
+
+
+def _same_as_parse_repo(kind: Kind, body: bytes) -> list[RepoRecord]:
+    """`parse_listed_repos` reads `body` as `parse_repo` reads each item; its records carry no `raw`."""
+    listed = parse_listed_repos(kind, body)
+    assert listed is not None
+    expected = [parse_repo(kind, item) for item in orjson.loads(body)]
+    assert [dataclasses.replace(record, raw=None) for record in expected] == listed
+    return listed
+
+
+@pytest.mark.parametrize("kind", [Kind.MODEL, Kind.DATASET, Kind.SPACE], ids=lambda k: k.value)
+def test_listed_pages_parse_like_items(kind: Kind) -> None:
+    """Real recordings, as a list call with the crawler's `expand` returns them."""
+    items = [project(kind, item) for item in _fixture_items(kind)]
+    listed = _same_as_parse_repo(kind, orjson.dumps(items))
+    assert [record.id for record in listed] == [item["id"] for item in items]
+
+
+@pytest.mark.parametrize("kind", [Kind.MODEL, Kind.DATASET, Kind.SPACE], ids=lambda k: k.value)
+def test_fake_hub_pages_parse_like_items(kind: Kind, hub_thread: Callable[..., HubThread]) -> None:
+    hub = hub_thread(models=300, datasets=300, spaces=300, papers=0, seed=7)
+    expand = "&".join(f"expand[]={field}" for field in EXPAND_FIELDS[kind])
+    with urllib.request.urlopen(f"{hub.url}/api/{kind.plural}?limit=300&{expand}", timeout=30) as response:
+        body = response.read()
+    listed = _same_as_parse_repo(kind, body)
+    assert len(listed) == 300
+    if kind is Kind.MODEL:
+        assert any(r.base_models for r in listed) and any(r.num_parameters for r in listed)
+        assert any(r.quant_format for r in listed) and any(r.license for r in listed)
+
+
+@pytest.mark.parametrize("odd", [
+    {"downloads": None}, {"tags": ["ok", 3]}, {"private": "yes"}, {"safetensors": [1]}, {"id": ""},
+    {"_source": "a recording"},
+], ids=lambda odd: next(iter(odd)))
+def test_odd_items_leave_the_page_to_parse_repo(odd: dict) -> None:
+    """An item `parse_repo` reads differently from its type (or at all) sends the whole page there."""
+    items = [{"id": "a/b", "downloads": 3, "tags": ["gguf"]}, {"id": "c/d", **odd}]
+    assert parse_listed_repos(Kind.MODEL, orjson.dumps(items)) is None
+    assert parse_listed_repos(Kind.MODEL, orjson.dumps(items[:1])) is not None

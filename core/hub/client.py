@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -42,9 +43,14 @@ class HubError(Exception):
 @dataclass
 class Page:
     url: str
-    items: list[dict[str, Any]]
+    body: bytes  # the JSON array as the Hub sent it
     next_url: str | None
     documents: list[bytes]  # each item's JSON as the Hub sent it, stored without serializing it again
+
+    @cached_property
+    def items(self) -> list[Any]:
+        """The items as dicts (the crawler parses most pages straight from `body` instead)."""
+        return orjson.loads(self.body)
 
 
 # Finds where each item of a page starts and ends, without building anything (a tenth of a full parse).
@@ -140,8 +146,13 @@ class HubClient:
         params.extend(extra)
         return self.url(list_path(kind), params)
 
-    async def _request(self, url: str) -> tuple[int, dict[str, str], Any, bytes]:
-        """One GET with retries. Returns (status, headers, parsed JSON or None, body)."""
+    async def _request(self, url: str, decode: Callable[[bytes], Any] = orjson.loads,
+                       ) -> tuple[int, dict[str, str], Any, bytes]:
+        """One GET with retries. Returns (status, headers, `decode(body)` or None, body).
+
+        A body `decode` cannot read is taken for a truncated one and retried; one it reads
+        but in an unexpected shape (`msgspec.ValidationError`) decodes to None.
+        """
         last_error = ""
         for attempt in range(self.retry.max_attempts):
             sent = await self.pacer.acquire()
@@ -176,8 +187,10 @@ class HubClient:
             if status >= 300:
                 return status, headers, None, body
             try:
-                return status, headers, orjson.loads(body), body
-            except orjson.JSONDecodeError as exc:
+                return status, headers, decode(body), body
+            except msgspec.ValidationError:
+                return status, headers, None, body
+            except (orjson.JSONDecodeError, msgspec.DecodeError) as exc:
                 # A truncated body: the connection died mid-response.
                 last_error = f"invalid JSON ({len(body)} bytes): {exc}"
                 await self._backoff(attempt, url, last_error)
@@ -190,13 +203,13 @@ class HubClient:
         await asyncio.sleep(delay)
 
     async def get_page(self, url: str) -> Page:
-        status, headers, data, body = await self._request(url)
+        status, headers, spans, body = await self._request(url, _ITEM_SPANS.decode)
         if status != 200:
             raise HubError(f"GET {url} answered {status}", status)
-        if not isinstance(data, list):
+        if spans is None:
             raise HubError(f"GET {url} did not return a JSON array")
-        documents = [bytes(item) for item in _ITEM_SPANS.decode(body)]
-        return Page(url=url, items=data, next_url=parse_link_next(headers.get("Link")), documents=documents)
+        documents = [bytes(item) for item in spans]
+        return Page(url=url, body=body, next_url=parse_link_next(headers.get("Link")), documents=documents)
 
     async def repo_info(self, kind: Kind, repo_id: str) -> dict[str, Any] | None:
         """Detail of one repo or paper; follows renames (307); None when it does not exist."""

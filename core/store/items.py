@@ -133,7 +133,8 @@ def prepare_page(records: Iterable[RepoRecord | PaperRecord], wire: Mapping[str,
     wire = wire or {}
     return PreparedPage(
         records=unique,
-        documents={r.id: wire.get(r.id) or orjson.dumps(r.raw) for r in unique},
+        # A record without `raw` was parsed from the page's bytes, which `wire` holds.
+        documents={r.id: wire[r.id] if r.raw is None else wire.get(r.id) or orjson.dumps(r.raw) for r in unique},
         text_hashes={r.id: source_hash(r) for r in unique},
         values={r.id: _paper_values(r) if isinstance(r, PaperRecord) else _repo_values(r) for r in unique},
     )
@@ -202,7 +203,8 @@ def write_page(
             changes.unchanged += 1
             continue
         counters_changed = (downloads, likes, trending) != _counters(record)
-        meta_changed = deleted_at is not None or _stable(decode_raw(old_raw)) != _stable(record.raw)
+        new_raw = record.raw if record.raw is not None else orjson.loads(page.documents[record.id])
+        meta_changed = deleted_at is not None or _stable(decode_raw(old_raw)) != _stable(new_raw)
         if not (meta_changed or counters_changed):
             # The same item in other bytes (an older dictionary or compression level): keep the
             # new bytes, so that the next sync compares bytes again instead of decoding.
