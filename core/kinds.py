@@ -54,6 +54,11 @@ def doc_key(kind: Kind, pk: int) -> int:
     return (kind.code << _KEY_SHIFT) | pk
 
 
+def doc_key_sql(kind: Kind, pk_column: str = "pk") -> str:
+    """`doc_key` as an SQL expression over a kind table's rows."""
+    return f"(({kind.code} << {_KEY_SHIFT}) | {pk_column})"
+
+
 def split_doc_key(key: int) -> tuple[Kind, int]:
     return _BY_CODE[key >> _KEY_SHIFT], key & ((1 << _KEY_SHIFT) - 1)
 

@@ -224,14 +224,23 @@ def snapshot_hook(conn: sqlite3.Connection, changes: PageChanges) -> None:
         return
     code = changes.kind.code
     at = epoch(changes.seen_at)
+    new_pks = changes.new_pks
+    if new_pks is not None:
+        # New rows hold the counters just written: copied in SQL, with no tuple to build and bind for each.
+        conn.execute(
+            f"INSERT OR REPLACE INTO snapshots (kind, pk, at, downloads, likes, trending_score) "
+            f"SELECT ?, pk, ?, downloads, likes, trending_score FROM {changes.kind.table} WHERE pk BETWEEN ? AND ?",
+            (code, at, *new_pks),
+        )
     rows = [
         (code, item.pk, at, item.record.downloads, item.record.likes, item.record.trending_score)
-        for item in (*changes.new, *(i for i in changes.updated if i.counters_changed or i.previous is None))
+        for item in changes.updated if item.counters_changed or item.previous is None
     ]
-    if not rows:
+    if rows:
+        # Two writes at the same second (a sweep right after a sync): the later value wins.
+        insert_rows(conn, "INSERT OR REPLACE INTO snapshots (kind, pk, at, downloads, likes, trending_score)", rows)
+    if new_pks is None and not rows:
         return
-    # Two writes at the same second (a sweep right after a sync): the later value wins.
-    insert_rows(conn, "INSERT OR REPLACE INTO snapshots (kind, pk, at, downloads, likes, trending_score)", rows)
     conn.execute(
         "INSERT INTO trend_state (key, value) VALUES ('last_write', ?) "
         "ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)",

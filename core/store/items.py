@@ -18,7 +18,7 @@ import orjson
 
 from core.hub.records import COUNTER_FIELDS, PaperRecord, RepoRecord
 from core.itemtext import source_hash
-from core.kinds import Kind, doc_key
+from core.kinds import Kind, doc_key, doc_key_sql
 from core.store.db import insert_rows
 from core.store.rawjson import decode_raw, encoder_for, train_dictionary
 
@@ -51,9 +51,14 @@ class StoredItem:
 class PageChanges:
     kind: Kind
     seen_at: str
-    new: list[StoredItem] = field(default_factory=list)
+    new: list[StoredItem] = field(default_factory=list)  # in the order of their primary keys, which follow on
     updated: list[StoredItem] = field(default_factory=list)
     unchanged: int = 0
+
+    @property
+    def new_pks(self) -> tuple[int, int] | None:
+        """The first and last primary key of the new rows: every key between is one of them."""
+        return (self.new[0].pk, self.new[-1].pk) if self.new else None
 
 
 PageHook = Callable[[sqlite3.Connection, PageChanges], None]
@@ -161,7 +166,7 @@ def write_page(
     """Upsert one page of records of one kind. Call inside `write_tx`.
 
     `bulk`: the table is being bulk-loaded (`defer_indexes`), every record is new and
-    nothing is looked up; lineage waits in `lineage_pending` for `restore_indexes`.
+    nothing is looked up; lineage waits for `restore_indexes`.
     """
     if not isinstance(page, PreparedPage):
         page = prepare_page(page)
@@ -192,10 +197,8 @@ def write_page(
         if row is None:
             # The write lock is held, so nobody else can take these primary keys.
             pk, next_pk = next_pk, next_pk + 1
-            thash = page.text_hashes[record.id]
-            inserts.append((*page.values[record.id], pk, raw, thash, seen_at, seen_at, seen_at))
+            inserts.append((*page.values[record.id], pk, raw, page.text_hashes[record.id], seen_at, seen_at, seen_at))
             changes.new.append(StoredItem(pk, record, None))
-            jobs.append((doc_key(kind, pk), thash, seen_at))
             continue
         pk, _, old_raw, old_thash, deleted_at, downloads, likes, trending, sha = row
         if old_raw == raw and deleted_at is None:
@@ -229,6 +232,12 @@ def write_page(
         )
         if _fts_pending_from(conn, kind) is None:
             _index_text(conn, kind, "pk BETWEEN ? AND ?", (first_new_pk, next_pk - 1))
+        # New rows' jobs come from the rows themselves: no tuple to build and bind for each.
+        conn.execute(
+            f"INSERT INTO embed_jobs (doc_key, text_hash, enqueued_at) "
+            f"SELECT {doc_key_sql(kind)}, text_hash, ? FROM {table} WHERE pk BETWEEN ? AND ? {_REQUEUE}",
+            (seen_at, first_new_pk, next_pk - 1),
+        )
     if updates:
         assignments = ", ".join(f"{c} = ?" for c in (*columns, *_WRITE_COLUMNS))
         conn.executemany(
@@ -242,23 +251,29 @@ def write_page(
     if reencoded:
         conn.executemany(f"UPDATE {table} SET raw = ?, last_seen = ? WHERE pk = ?", reencoded)
     if kind is Kind.MODEL:
-        _write_lineage(conn, changes, "lineage_pending" if bulk else "lineage")
+        if bulk:
+            _write_further_bases(conn, changes)
+        else:
+            _write_lineage(conn, changes)
     if jobs:
-        insert_rows(
-            conn, "INSERT INTO embed_jobs (doc_key, text_hash, enqueued_at)", jobs,
-            "ON CONFLICT (doc_key) DO UPDATE SET text_hash = excluded.text_hash, "
-            "enqueued_at = excluded.enqueued_at, attempts = 0, parked = 0, last_error = NULL, lease_until = NULL",
-        )
+        insert_rows(conn, "INSERT INTO embed_jobs (doc_key, text_hash, enqueued_at)", jobs, _REQUEUE)
     for hook in hooks:
         hook(conn, changes)
     return changes
+
+
+# A text that changes again before its job ran replaces the job (and gives it a fresh start).
+_REQUEUE = (
+    "ON CONFLICT (doc_key) DO UPDATE SET text_hash = excluded.text_hash, enqueued_at = excluded.enqueued_at, "
+    "attempts = 0, parked = 0, last_error = NULL, lease_until = NULL"
+)
 
 
 def _index_text(conn: sqlite3.Connection, kind: Kind, where: str, params: tuple) -> None:
     """Add full-text entries for new rows (updates and deletes keep them in step by trigger)."""
     conn.execute(
         f"INSERT INTO search_fts (rowid, name, author, tags, body) "
-        f"SELECT ({kind.code} << 40) | pk, {_FTS_SOURCE.get(kind, _REPO_FTS_SOURCE)} FROM {kind.table} WHERE {where}",
+        f"SELECT {doc_key_sql(kind)}, {_FTS_SOURCE.get(kind, _REPO_FTS_SOURCE)} FROM {kind.table} WHERE {where}",
         params,
     )
 
@@ -269,7 +284,7 @@ def _fts_pending_from(conn: sqlite3.Connection, kind: Kind) -> int | None:
     return row[0] if row else None
 
 
-def _write_lineage(conn: sqlite3.Connection, changes: PageChanges, table: str) -> None:
+def _write_lineage(conn: sqlite3.Connection, changes: PageChanges) -> None:
     changed = [item for item in changes.updated if item.meta_changed]
     if changed:
         conn.executemany("DELETE FROM lineage WHERE child_pk = ?", [(item.pk,) for item in changed])
@@ -280,7 +295,19 @@ def _write_lineage(conn: sqlite3.Connection, changes: PageChanges, table: str) -
         for base in item.record.base_models
     ]
     if rows:
-        insert_rows(conn, f"INSERT OR REPLACE INTO {table} (base_id, child_pk, relation)", rows)
+        insert_rows(conn, "INSERT OR REPLACE INTO lineage (base_id, child_pk, relation)", rows)
+
+
+def _write_further_bases(conn: sqlite3.Connection, changes: PageChanges) -> None:
+    """A bulk load's lineage waits for `restore_indexes`; a model's first base is in its row already."""
+    rows = [
+        (base.repo_id, item.pk, base.relation)
+        for item in changes.new
+        if isinstance(item.record, RepoRecord)
+        for base in item.record.base_models[1:]
+    ]
+    if rows:
+        insert_rows(conn, "INSERT INTO lineage_pending (base_id, child_pk, relation)", rows)
 
 
 _UNIQUE_INDEX = re.compile(r"\s*CREATE\s+UNIQUE\s", re.IGNORECASE)
@@ -317,14 +344,19 @@ def defer_indexes(conn: sqlite3.Connection, kind: Kind) -> list[str]:
 
 def restore_indexes(conn: sqlite3.Connection, kind: Kind, definitions: Sequence[str]) -> None:
     """End a bulk load: full-text entries and lineage are written, then the indexes built, unique ones last."""
-    from_pk = _fts_pending_from(conn, kind)
+    from_pk = _fts_pending_from(conn, kind)  # rows from this one on are the bulk load's
     if from_pk is not None:
         with _fts_pending_bytes(conn, BULK_FTS_PENDING_BYTES):
             _index_text(conn, kind, "pk >= ?", (from_pk,))
         conn.execute("DELETE FROM fts_pending WHERE kind = ?", (kind.code,))
     if kind is Kind.MODEL:
-        conn.execute("INSERT OR REPLACE INTO lineage (base_id, child_pk, relation) "
-                     "SELECT base_id, child_pk, relation FROM lineage_pending ORDER BY base_id, child_pk")
+        first_bases = "" if from_pk is None else (
+            "SELECT base_model, pk, base_relation FROM models WHERE pk >= ? AND base_model IS NOT NULL UNION ALL ")
+        conn.execute(
+            "INSERT OR REPLACE INTO lineage (base_id, child_pk, relation) SELECT * FROM ("
+            f"{first_bases}SELECT base_id, child_pk, relation FROM lineage_pending) ORDER BY 1, 2",
+            () if from_pk is None else (from_pk,),
+        )
         conn.execute("DELETE FROM lineage_pending")
     for sql in sorted(definitions, key=lambda sql: bool(_UNIQUE_INDEX.match(sql))):
         statement = _CREATE_INDEX.sub(r"CREATE \1INDEX IF NOT EXISTS ", sql, count=1)
