@@ -189,12 +189,14 @@ def test_bulk_load_defers_and_restores_secondary_indexes(tmp_path: Path) -> None
     assert not {row[0] for row in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'models' AND sql IS NOT NULL")}
     hashsize = conn.execute("SELECT v FROM search_fts_config WHERE k = 'hashsize'").fetchone()
+    cache_size = conn.execute("PRAGMA cache_size").fetchone()
     with write_tx(conn):
         restore_indexes(conn, Kind.MODEL, deferred)
         restore_indexes(conn, Kind.MODEL, deferred)  # idempotent: a crash between restore and commit repeats it
     assert {row[0] for row in conn.execute("SELECT sql FROM sqlite_master WHERE tbl_name = 'models'")} == before
-    # The bulk build's larger FTS memory is not left to the crawler's page writes.
+    # The bulk build's larger FTS memory and smaller sort runs are not left to the crawler's page writes.
     assert conn.execute("SELECT v FROM search_fts_config WHERE k = 'hashsize'").fetchone() == hashsize
+    assert conn.execute("PRAGMA cache_size").fetchone() == cache_size
 
 
 def test_a_bulk_load_keeps_the_newest_copy_of_an_id_stored_twice(tmp_path: Path) -> None:

