@@ -196,6 +196,10 @@ class Crawler:
             # same index and FTS pages again and again, and each checkpoint copies them all back
             # (a fifth less CPU per item on a full sync; 40 MB against 160 MB made no difference).
             self._conn.execute(f"PRAGMA wal_autocheckpoint = {CRAWLER_CHECKPOINT_PAGES}")
+            # The sorts that end a bulk load (`restore_indexes`) spill their runs to temporary files,
+            # which the OS keeps in its cache, instead of SQLite's in-memory temp store, which copies
+            # them around in small chunks: 7.1 against 4.3 CPU-s for the index builds of 1M models.
+            self._conn.execute("PRAGMA temp_store = FILE")
         return self._conn
 
     def close(self) -> None:

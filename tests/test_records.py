@@ -9,7 +9,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import orjson
-
 import pytest
 
 from core.hub.records import (

@@ -369,9 +369,9 @@ def restore_indexes(conn: sqlite3.Connection, kind: Kind, definitions: Sequence[
 
 
 # SQLite sorts rows for CREATE INDEX and ORDER BY in runs as large as the page cache, then
-# merges the runs. Runs of 4 MB stay in the CPU's caches: at 1M models the index builds and
-# the lineage took ~25% less CPU than with the 64 MB cache every connection has (2, 8 and
-# 16 MB: 4% better, 10% and 20% worse than 4).
+# merges the runs. Runs of 4 MB stay in the CPU's caches: at 1M models the index builds took
+# ~25% less CPU than with the 64 MB cache every connection has (2, 8 and 16 MB: 4% better,
+# 10% and 20% worse than 4), when the runs go to temporary files (the crawler's temp_store).
 SORT_CACHE_KIB = 4096
 
 
