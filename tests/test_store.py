@@ -7,7 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
+import zstandard
 
 from core.hub.records import parse_paper, parse_repo
 from core.kinds import Kind, doc_key
@@ -15,6 +17,7 @@ from core.store import connect, write_tx
 from core.store.db import PAGE_SIZE, insert_rows
 from core.store.items import PageChanges, defer_indexes, mark_unseen_deleted, restore_indexes, write_page
 from core.store.migrations import latest_version, migrate
+from core.store.rawjson import RawEncoder, decode_raw
 from tests.conftest import PROJECT_ROOT
 
 
@@ -163,6 +166,14 @@ def test_raw_json_is_compressed_with_a_dictionary_trained_on_the_mirror(tmp_path
     first = _write(conn, _page_of_models(10), "2025-06-03T00:00:00.000Z")
     assert first.unchanged == 10 and not first.updated
     assert conn.execute("SELECT raw FROM models WHERE id = 'author3/model-3-gguf'").fetchone()[0][:1] == b"\x02"
+
+
+def test_encoding_a_page_at_once_gives_each_item_its_own_bytes() -> None:
+    documents = [orjson.dumps({"id": f"a/m{i}", "tags": ["gguf", f"license:l{i % 3}"]}) for i in range(1200)]
+    for encoder in (RawEncoder(), RawEncoder(zstandard.train_dictionary(4096, documents).as_bytes())):
+        encoded = encoder.encode_many(documents)
+        assert encoded == [encoder.encode_json(document) for document in documents]
+        assert [decode_raw(blob) for blob in encoded[:3]] == [orjson.loads(d) for d in documents[:3]]
 
 
 def test_a_dictionary_trained_in_a_rolled_back_page_is_not_used_afterwards(tmp_path: Path) -> None:

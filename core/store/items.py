@@ -151,7 +151,7 @@ def _encoded(conn: sqlite3.Connection, kind: Kind, page: PreparedPage, seen_at: 
     encoder = encoder_for(conn, kind)
     if not encoder.trained:
         encoder = train_dictionary(conn, kind, page.documents.values(), seen_at) or encoder
-    return {item_id: encoder.encode_json(doc) for item_id, doc in page.documents.items()}
+    return dict(zip(page.documents, encoder.encode_many(list(page.documents.values())), strict=True))
 
 
 def write_page(
