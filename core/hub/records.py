@@ -193,17 +193,18 @@ class _Totals(msgspec.Struct):
 class _ListedRepo(msgspec.Struct):
     """A list item of a kind as the crawler asks for it (EXPAND_FIELDS), in the types the Hub sends.
 
-    Decoding a page straight into these is a fifth of the cost of a dict per item.
-    An item that does not fit (a null where a count belongs, a tag that is not a
-    string) fails the page's decode, and `parse_listed_repos` falls back to
-    `parse_repo`, which tolerates anything.
+    Decoding a page into these and building its records took ~8 µs an item at 1M
+    models, against ~10.5 for a dict per item and `parse_repo`. An item that does
+    not fit (a null where a count belongs, a tag that is not a string) fails the
+    page's decode, and `parse_listed_repos` falls back to `parse_repo`, which
+    tolerates anything. Field names are the wire's.
     """
 
     id: str
     oid: str | None = msgspec.field(name="_id", default=None)
     author: str | None = None
     downloads: int | float = 0
-    downloadsAllTime: int | float | None = None  # the wire's names
+    downloadsAllTime: int | float | None = None
     likes: int | float = 0
     trendingScore: int | float | None = None
     tags: list[str] | None = None
