@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -96,8 +97,7 @@ def insert_rows(conn: sqlite3.Connection, head: str, rows: Sequence[Sequence[Any
     most = MAX_PARAMETERS // width
     for start in range(0, len(rows), most):
         chunk = rows[start:start + most]
-        conn.execute(f"{head} VALUES {', '.join([row_sql] * len(chunk))} {tail}",
-                     [value for row in chunk for value in row])
+        conn.execute(f"{head} VALUES {', '.join([row_sql] * len(chunk))} {tail}", list(chain.from_iterable(chunk)))
 
 
 def utcnow() -> str:
