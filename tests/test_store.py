@@ -210,6 +210,35 @@ def test_bulk_load_defers_and_restores_secondary_indexes(tmp_path: Path) -> None
     assert conn.execute("PRAGMA cache_size").fetchone() == cache_size
 
 
+def test_a_bulk_load_writes_full_text_entries_as_it_goes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("core.store.items.BULK_CATCH_UP_ROWS", 3)
+    conn = connect(tmp_path / "db.sqlite")
+    with write_tx(conn):
+        deferred = defer_indexes(conn, Kind.MODEL)
+    merged = ["base_model:merge:a/base", "base_model:merge:b/base"]
+    pages = [[_model("x/one", tags=merged), _model("x/two")], [_model("x/three", tags=["base_model:c/base"])],
+             [_model("x/four")]]
+    for page in pages:
+        with write_tx(conn):
+            write_page(conn, Kind.MODEL, [parse_repo(Kind.MODEL, i) for i in page], "2025-06-01T00:00:00.000Z",
+                       bulk=True)
+    # The third row reached the threshold: rows 1-3 are searchable, row 4 waits.
+    assert _fts(conn, "one") == {doc_key(Kind.MODEL, 1)} and _fts(conn, "three") == {doc_key(Kind.MODEL, 3)}
+    assert _fts(conn, "four") == set()
+    # Another writer changes a searchable row: the triggers keep its entry in step.
+    _write(conn, [_model("x/two", tags=["retagged"])])
+    assert _fts(conn, "retagged") == {doc_key(Kind.MODEL, 2)}
+    conn.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+    assert conn.execute("SELECT count(*) FROM lineage").fetchone()[0] == 0  # lineage waits for the end
+    with write_tx(conn):
+        restore_indexes(conn, Kind.MODEL, deferred)
+    assert _fts(conn, "four") == {doc_key(Kind.MODEL, 4)}
+    conn.execute("INSERT INTO search_fts (search_fts) VALUES ('integrity-check')")
+    assert {tuple(r) for r in conn.execute("SELECT base_id, child_pk, relation FROM lineage")} == {
+        ("a/base", 1, "merge"), ("b/base", 1, "merge"), ("c/base", 3, None)}
+    assert conn.execute("SELECT count(*) FROM lineage_pending").fetchone()[0] == 0
+
+
 def test_a_bulk_load_keeps_the_newest_copy_of_an_id_stored_twice(tmp_path: Path) -> None:
     conn = connect(tmp_path / "db.sqlite")
     with write_tx(conn):

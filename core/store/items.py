@@ -230,8 +230,11 @@ def write_page(
             f"indexed_at)",
             inserts,
         )
-        if _fts_pending_from(conn, kind) is None:
+        pending_from = _fts_pending_from(conn, kind)
+        if pending_from is None:
             _index_text(conn, kind, "pk BETWEEN ? AND ?", (first_new_pk, next_pk - 1))
+        elif next_pk - pending_from >= BULK_CATCH_UP_ROWS:
+            _catch_up_bulk_rows(conn, kind, pending_from, next_pk)
         # New rows' jobs come from the rows themselves: no tuple to build and bind for each.
         conn.execute(
             f"INSERT INTO embed_jobs (doc_key, text_hash, enqueued_at) "
@@ -278,8 +281,33 @@ def _index_text(conn: sqlite3.Connection, kind: Kind, where: str, params: tuple)
     )
 
 
+# A bulk load catches up with its rows' full-text entries (and, for models, stages the lineage of
+# their first base) every this many rows, inside the writer's transaction: SQLite does that work
+# without the GIL while the crawler's event loop parses the next pages, instead of alone after the
+# last page. At 1M models the load took ~4 s less (45.0 -> 41.1 s, 3 runs each; 50K and 200K rows
+# did less well) and no more CPU, and keyword search finds the kind's rows as they load.
+BULK_CATCH_UP_ROWS = 100_000
+
+
+def _catch_up_bulk_rows(conn: sqlite3.Connection, kind: Kind, from_pk: int, to_pk: int | None) -> None:
+    """Full-text entries and staged first-base lineage for bulk-loaded rows from `from_pk` to `to_pk` (None: all)."""
+    where, params = ("pk >= ?", (from_pk,)) if to_pk is None else ("pk >= ? AND pk < ?", (from_pk, to_pk))
+    with _fts_pending_bytes(conn, BULK_FTS_PENDING_BYTES):
+        _index_text(conn, kind, where, params)
+    if kind is Kind.MODEL:
+        conn.execute(
+            f"INSERT INTO lineage_pending (base_id, child_pk, relation) "
+            f"SELECT base_model, pk, base_relation FROM models WHERE {where} AND base_model IS NOT NULL",
+            params,
+        )
+    if to_pk is None:
+        conn.execute("DELETE FROM fts_pending WHERE kind = ?", (kind.code,))
+    else:
+        conn.execute("UPDATE fts_pending SET from_pk = ? WHERE kind = ?", (to_pk, kind.code))
+
+
 def _fts_pending_from(conn: sqlite3.Connection, kind: Kind) -> int | None:
-    """While a kind is bulk-loaded, its rows from this pk on get their full-text entries at the end."""
+    """While a kind is bulk-loaded, its rows from this pk on still wait for `_catch_up_bulk_rows`."""
     row = conn.execute("SELECT from_pk FROM fts_pending WHERE kind = ?", (kind.code,)).fetchone()
     return row[0] if row else None
 
@@ -299,7 +327,7 @@ def _write_lineage(conn: sqlite3.Connection, changes: PageChanges) -> None:
 
 
 def _write_further_bases(conn: sqlite3.Connection, changes: PageChanges) -> None:
-    """A bulk load's lineage waits for `restore_indexes`; a model's first base is in its row already."""
+    """A bulk load's lineage waits in lineage_pending; each model's first base is copied from its row there."""
     rows = [
         (base.repo_id, item.pk, base.relation)
         for item in changes.new
@@ -322,8 +350,9 @@ def defer_indexes(conn: sqlite3.Connection, kind: Kind) -> list[str]:
     row by row. That includes the unique id index: while the table is loaded
     with `write_page(bulk=True)` nothing looks rows up by id, and
     `restore_indexes` keeps the latest copy of any id that came twice before it
-    builds the index. Full-text entries and lineage wait for the end as well
-    (see migration m0012): until then keyword search does not find the kind.
+    builds the index. Full-text entries follow the load every BULK_CATCH_UP_ROWS
+    rows (see migration m0012 and `_catch_up_bulk_rows`), so keyword search finds
+    the kind's rows in steps; lineage waits for the end.
     The caller commits the definitions with the drop (crawl_state), so a crash
     mid-load still restores them.
     """
@@ -344,20 +373,13 @@ def defer_indexes(conn: sqlite3.Connection, kind: Kind) -> list[str]:
 
 def restore_indexes(conn: sqlite3.Connection, kind: Kind, definitions: Sequence[str]) -> None:
     """End a bulk load: full-text entries and lineage are written, then the indexes built, unique ones last."""
-    from_pk = _fts_pending_from(conn, kind)  # rows from this one on are the bulk load's
+    from_pk = _fts_pending_from(conn, kind)
     if from_pk is not None:
-        with _fts_pending_bytes(conn, BULK_FTS_PENDING_BYTES):
-            _index_text(conn, kind, "pk >= ?", (from_pk,))
-        conn.execute("DELETE FROM fts_pending WHERE kind = ?", (kind.code,))
+        _catch_up_bulk_rows(conn, kind, from_pk, None)
     with _cache_kib(conn, SORT_CACHE_KIB):
         if kind is Kind.MODEL:
-            first_bases = "" if from_pk is None else (
-                "SELECT base_model, pk, base_relation FROM models WHERE pk >= ? AND base_model IS NOT NULL UNION ALL ")
-            conn.execute(
-                "INSERT OR REPLACE INTO lineage (base_id, child_pk, relation) SELECT * FROM ("
-                f"{first_bases}SELECT base_id, child_pk, relation FROM lineage_pending) ORDER BY 1, 2",
-                () if from_pk is None else (from_pk,),
-            )
+            conn.execute("INSERT OR REPLACE INTO lineage (base_id, child_pk, relation) "
+                         "SELECT base_id, child_pk, relation FROM lineage_pending ORDER BY base_id, child_pk")
             conn.execute("DELETE FROM lineage_pending")
         for sql in sorted(definitions, key=lambda sql: bool(_UNIQUE_INDEX.match(sql))):
             statement = _CREATE_INDEX.sub(r"CREATE \1INDEX IF NOT EXISTS ", sql, count=1)
