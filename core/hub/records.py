@@ -153,12 +153,12 @@ def _str(obj: dict[str, Any], key: str) -> str | None:
 
 
 def _number(value: Any) -> int | None:
+    # bool is an int subclass, and the Hub never means True by a download count.
     return int(value) if type(value) is int or type(value) is float else None
 
 
 def _counter(value: Any) -> int:
-    # bool is an int subclass, and the Hub never means True by a download count.
-    return int(value) if type(value) is int or type(value) is float else 0
+    return _number(value) or 0
 
 
 def parse_repo(kind: Kind, obj: dict[str, Any]) -> RepoRecord:

@@ -312,28 +312,28 @@ def _fts_pending_from(conn: sqlite3.Connection, kind: Kind) -> int | None:
     return row[0] if row else None
 
 
+def _lineage_rows(items: Iterable[StoredItem], first_base: int = 0) -> list[tuple]:
+    """(base id, child pk, relation) for each model's bases, from its `first_base`-th on."""
+    return [
+        (base.repo_id, item.pk, base.relation)
+        for item in items
+        if isinstance(item.record, RepoRecord)
+        for base in item.record.base_models[first_base:]
+    ]
+
+
 def _write_lineage(conn: sqlite3.Connection, changes: PageChanges) -> None:
     changed = [item for item in changes.updated if item.meta_changed]
     if changed:
         conn.executemany("DELETE FROM lineage WHERE child_pk = ?", [(item.pk,) for item in changed])
-    rows = [
-        (base.repo_id, item.pk, base.relation)
-        for item in (*changes.new, *changed)
-        if isinstance(item.record, RepoRecord)
-        for base in item.record.base_models
-    ]
+    rows = _lineage_rows((*changes.new, *changed))
     if rows:
         insert_rows(conn, "INSERT OR REPLACE INTO lineage (base_id, child_pk, relation)", rows)
 
 
 def _write_further_bases(conn: sqlite3.Connection, changes: PageChanges) -> None:
     """A bulk load's lineage waits in lineage_pending; each model's first base is copied from its row there."""
-    rows = [
-        (base.repo_id, item.pk, base.relation)
-        for item in changes.new
-        if isinstance(item.record, RepoRecord)
-        for base in item.record.base_models[1:]
-    ]
+    rows = _lineage_rows(changes.new, first_base=1)
     if rows:
         insert_rows(conn, "INSERT INTO lineage_pending (base_id, child_pk, relation)", rows)
 
