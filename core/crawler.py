@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from operator import attrgetter
 from pathlib import Path
 
 import structlog
@@ -125,13 +126,16 @@ class _Walk:
         return self.prior_requests + client.requests - self.client_base
 
 
-def _parse(kind: Kind, page: Page) -> tuple[list[RepoRecord | PaperRecord], dict[str, bytes], int]:
-    """The page's records, the wire JSON of those whose raw JSON is the item as sent, and the count of bad items."""
+def _parse(kind: Kind, page: Page) -> tuple[list[RepoRecord | PaperRecord], list[bytes | None], int]:
+    """The page's records, the wire JSON of each, and the count of bad items.
+
+    A record's wire JSON is None where its raw JSON is not the item as sent.
+    """
     listed = None if kind is Kind.PAPER else parse_listed_repos(kind, page.body)
     if listed is not None:
-        return listed, {record.id: document for record, document in zip(listed, page.documents, strict=True)}, 0
+        return listed, page.documents, 0
     records: list[RepoRecord | PaperRecord] = []
-    documents: dict[str, bytes] = {}
+    documents: list[bytes | None] = []
     errors = 0
     for obj, document in zip(page.items, page.documents, strict=True):
         try:
@@ -141,8 +145,7 @@ def _parse(kind: Kind, page: Page) -> tuple[list[RepoRecord | PaperRecord], dict
             log.warning("unparseable_item", kind=kind.value, error=str(exc))
             continue
         records.append(record)
-        if record.raw is obj:
-            documents[record.id] = document
+        documents.append(document if record.raw is obj else None)
     return records, documents, errors
 
 
@@ -151,7 +154,8 @@ class _Fetched:
     next_url: str | None  # None: the walk ends with this page
     prepared: PreparedPage
     errors: int
-    reached_watermark: bool  # the page holds items older than the incremental sync's stopping point
+    ends_walk: bool  # it reached the incremental sync's stopping point, or the limit
+    newest: str  # the newest `_watermark_field` value of its records ("" when none has one)
 
 
 @dataclass
@@ -163,10 +167,9 @@ def _watermark_field(kind: Kind) -> str:
     return "publishedAt" if kind is Kind.PAPER else "lastModified"
 
 
-def _timestamp(record: RepoRecord | PaperRecord, wire_field: str) -> str | None:
-    if isinstance(record, PaperRecord):
-        return record.published_at
-    return record.last_modified if wire_field == "lastModified" else record.created_at
+def _stamp_of(kind: Kind) -> Callable[[RepoRecord | PaperRecord], str | None]:
+    """The record's value of `_watermark_field(kind)`."""
+    return attrgetter("published_at" if kind is Kind.PAPER else "last_modified")
 
 
 class Crawler:
@@ -278,16 +281,24 @@ class Crawler:
                 )
         return walk
 
-    def _prepare(self, kind: Kind, page: Page, stop_before: str | None) -> _Fetched:
-        """Parse and prepare a page here, on the event loop, so it overlaps the previous pages' SQL."""
+    def _prepare(self, kind: Kind, page: Page, stop_before: str | None, room: int | None) -> _Fetched:
+        """Parse and prepare a page here, on the event loop, so it overlaps the previous pages' SQL.
+
+        `room`: how many more items the sync's `--limit` lets in (None: no limit); the walk ends with
+        a page that fills it, as with one that reaches an incremental sync's `stop_before`.
+        """
         records, documents, errors = _parse(kind, page)
-        reached_watermark = False
+        stamp = _stamp_of(kind)
+        ends_walk = False
         if stop_before is not None:
-            wire_field = _watermark_field(kind)
-            fresh = [r for r in records if (_timestamp(r, wire_field) or "") >= stop_before]
-            reached_watermark = len(fresh) < len(records)
-            records = fresh
-        return _Fetched(page.next_url, prepare_page(records, documents), errors, reached_watermark)
+            fresh = [(r, d) for r, d in zip(records, documents, strict=True) if (stamp(r) or "") >= stop_before]
+            ends_walk = len(fresh) < len(records)
+            records, documents = [r for r, _ in fresh], [d for _, d in fresh]
+        if room is not None and len(records) >= room:
+            records, documents = records[:room], documents[:room]
+            ends_walk = True
+        newest = max(filter(None, map(stamp, records)), default="")
+        return _Fetched(page.next_url, prepare_page(records, documents), errors, ends_walk, newest)
 
     async def _walk(self, kind: Kind, mode: str, walk: _Walk, limit: int | None) -> None:
         """Fetch pages ahead (`_fetch_ahead`) and write every page waiting in one transaction.
@@ -333,13 +344,10 @@ class Crawler:
         failure: Exception | None = None
         try:
             while url and not self._stop.is_set():
-                fetched = self._prepare(kind, await self.client.get_page(url), stop_before)
-                if limit is not None and seen + len(fetched.prepared.records) >= limit:
-                    fetched.prepared = prepare_page(fetched.prepared.records[: limit - seen],
-                                                    fetched.prepared.documents)
-                    fetched.reached_watermark = True
+                room = None if limit is None else limit - seen
+                fetched = self._prepare(kind, await self.client.get_page(url), stop_before, room)
                 seen += len(fetched.prepared.records)
-                if fetched.reached_watermark:
+                if fetched.ends_walk:
                     fetched.next_url = None
                 await waiting.put(fetched)
                 url = fetched.next_url
@@ -361,10 +369,8 @@ class Crawler:
         result.unchanged += changes.unchanged
         result.errors += fetched.errors
         walk.next_url = next_url
-        for record in fetched.prepared.records:
-            stamp = _timestamp(record, wire_field)
-            if stamp and stamp > walk.newest.get(wire_field, ""):
-                walk.newest[wire_field] = stamp
+        if fetched.newest > walk.newest.get(wire_field, ""):
+            walk.newest[wire_field] = fetched.newest
         if mode == FULL:
             self.conn.execute(
                 "UPDATE crawl_state SET next_url = ?, pages = ?, requests = ?, new = ?, updated = ?, "

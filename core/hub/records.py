@@ -18,8 +18,8 @@ BASE_RELATIONS = ("finetune", "adapter", "merge", "quantized")
 _RELATIONS = frozenset(BASE_RELATIONS)
 QUANT_FORMATS = ("gguf", "awq", "gptq", "exl2", "mlx", "bnb")
 _QUANT_TAGS = frozenset(QUANT_FORMATS)
-_QUANT_NAMES = tuple(name for name in QUANT_FORMATS if name != "bnb")  # bitsandbytes is only ever a tag
-_QUANT_NAME = re.compile(rf"[-_.]({'|'.join(_QUANT_NAMES)})(?:$|[-_.])", re.IGNORECASE)
+# bitsandbytes is only ever a tag; `_quant_format` tests for each of the others by name.
+_QUANT_NAME = re.compile(r"[-_.](gguf|awq|gptq|exl2|mlx)(?:$|[-_.])", re.IGNORECASE)
 _ARXIV_TAG = "arxiv:"
 _LICENSE_TAG = "license:"
 _BASE_MODEL_TAG = "base_model:"
@@ -112,14 +112,16 @@ def _base_model(bases: dict[str, str | None], tag: str) -> None:
         bases.setdefault(rest, None)
 
 
-def _quant_format(repo_id: str, quant_tags: list[str]) -> str | None:
-    if quant_tags:  # library tags are lower-case on the Hub
+def _quant_format(repo_id: str, tags: list[str]) -> str | None:
+    quant_tags = _QUANT_TAGS.intersection(tags)  # library tags are lower-case on the Hub
+    if quant_tags:
         return min(quant_tags, key=QUANT_FORMATS.index)  # the first format in QUANT_FORMATS order wins
     lowered = repo_id.lower()
-    if not any(name in lowered for name in _QUANT_NAMES):  # most ids: the regex is not needed
-        return None
-    match = _QUANT_NAME.search(repo_id)
-    return match.group(1).lower() if match else None
+    # Most ids name no format, and these five tests cost a third of the regex (or of `any` over a generator).
+    if "gguf" in lowered or "awq" in lowered or "gptq" in lowered or "exl2" in lowered or "mlx" in lowered:
+        match = _QUANT_NAME.search(repo_id)
+        return match.group(1).lower() if match else None
+    return None
 
 
 def _num_parameters(obj: dict[str, Any]) -> int | None:
@@ -295,7 +297,7 @@ def _repo_record(
         trending, tags, pipeline_tag, library_name, sdk, description.strip() if description else None,
         sha, created_at, last_modified, private, _gated(gated), disabled, license_name,
         [BaseModelRef(base, relation) for base, relation in bases.items()], arxiv_ids, num_parameters,
-        _quant_format(repo_id, [tag for tag in tags if tag in _QUANT_TAGS]) if is_model else None,
+        _quant_format(repo_id, tags) if is_model else None,
         raw,
     )
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -120,7 +120,7 @@ def _counters(record: RepoRecord | PaperRecord) -> tuple[int, int, float | None]
 
 @dataclass
 class PreparedPage:
-    """What writing a page needs that no stored state decides.
+    """What writing a page needs that no stored state decides, in lists that line up with `records`.
 
     Built by `prepare_page` off the writer thread (the crawler does it on its
     event loop while the previous page's SQL runs), so the writer holds the GIL
@@ -128,30 +128,37 @@ class PreparedPage:
     """
 
     records: list[RepoRecord | PaperRecord]  # one per id: a page may repeat an id, the last copy wins
-    documents: dict[str, bytes]  # id -> raw JSON
-    text_hashes: dict[str, str]  # id -> `source_hash`: it changes whenever the search text may
-    values: dict[str, tuple]  # id -> the row's columns that come from the record alone
+    documents: list[bytes]  # the raw JSON
+    text_hashes: list[str]  # `source_hash`: it changes whenever the search text may
+    values: list[tuple]  # the row's columns that come from the record alone
 
 
-def prepare_page(records: Iterable[RepoRecord | PaperRecord], wire: Mapping[str, bytes] | None = None) -> PreparedPage:
-    """`wire` maps ids to their raw JSON as the Hub sent it; the others' raw dicts are serialized here."""
-    unique = list({r.id: r for r in records}.values())
-    wire = wire or {}
+def prepare_page(records: Sequence[RepoRecord | PaperRecord],
+                 documents: Sequence[bytes | None] | None = None) -> PreparedPage:
+    """`documents[i]` is `records[i]`'s raw JSON as the Hub sent it; where it is None (or not
+    given), `raw` is serialized. A record without `raw` was parsed from the page's bytes, so
+    it always comes with its document.
+    """
+    wire = list(documents) if documents is not None else [None] * len(records)
+    records = list(records)
+    if len({r.id for r in records}) < len(records):
+        last = {r.id: i for i, r in enumerate(records)}
+        keep = sorted(last.values())
+        records, wire = [records[i] for i in keep], [wire[i] for i in keep]
     return PreparedPage(
-        records=unique,
-        # A record without `raw` was parsed from the page's bytes, which `wire` holds.
-        documents={r.id: wire[r.id] if r.raw is None else wire.get(r.id) or orjson.dumps(r.raw) for r in unique},
-        text_hashes={r.id: source_hash(r) for r in unique},
-        values={r.id: _paper_values(r) if isinstance(r, PaperRecord) else _repo_values(r) for r in unique},
+        records=records,
+        documents=[document or orjson.dumps(r.raw) for r, document in zip(records, wire, strict=True)],
+        text_hashes=[source_hash(r) for r in records],
+        values=[_paper_values(r) if isinstance(r, PaperRecord) else _repo_values(r) for r in records],
     )
 
 
-def _encoded(conn: sqlite3.Connection, kind: Kind, page: PreparedPage, seen_at: str) -> dict[str, bytes]:
+def _encoded(conn: sqlite3.Connection, kind: Kind, page: PreparedPage, seen_at: str) -> list[bytes]:
     """Each record's raw JSON, compressed; the kind's first big page trains its dictionary."""
     encoder = encoder_for(conn, kind)
     if not encoder.trained:
-        encoder = train_dictionary(conn, kind, page.documents.values(), seen_at) or encoder
-    return dict(zip(page.documents, encoder.encode_many(list(page.documents.values())), strict=True))
+        encoder = train_dictionary(conn, kind, page.documents, seen_at) or encoder
+    return encoder.encode_many(page.documents)
 
 
 def write_page(
@@ -173,13 +180,12 @@ def write_page(
     table = kind.table
     columns = _PAPER_COLUMNS if kind is Kind.PAPER else _REPO_COLUMNS
     counter_sql = "upvotes, upvotes, NULL, NULL" if kind is Kind.PAPER else "downloads, likes, trending_score, sha"
-    ids = [r.id for r in page.records]
     existing = {} if bulk else {
         row[1]: row
         for row in conn.execute(
             f"SELECT pk, id, raw, text_hash, deleted_at, {counter_sql} FROM {table} "
-            f"WHERE id IN ({','.join('?' * len(ids))})",
-            ids,
+            f"WHERE id IN ({','.join('?' * len(page.records))})",
+            [r.id for r in page.records],
         )
     }
     raws = _encoded(conn, kind, page, seen_at)
@@ -191,13 +197,13 @@ def write_page(
     jobs: list[tuple] = []
     next_pk = conn.execute(f"SELECT coalesce(max(pk), 0) + 1 FROM {table}").fetchone()[0]
     first_new_pk = next_pk
-    for record in page.records:
-        raw = raws[record.id]
+    for record, raw, values, thash, document in zip(page.records, raws, page.values, page.text_hashes,
+                                                    page.documents, strict=True):
         row = existing.get(record.id)
         if row is None:
             # The write lock is held, so nobody else can take these primary keys.
             pk, next_pk = next_pk, next_pk + 1
-            inserts.append((*page.values[record.id], pk, raw, page.text_hashes[record.id], seen_at, seen_at, seen_at))
+            inserts.append((*values, pk, raw, thash, seen_at, seen_at, seen_at))
             changes.new.append(StoredItem(pk, record, None))
             continue
         pk, _, old_raw, old_thash, deleted_at, downloads, likes, trending, sha = row
@@ -207,7 +213,7 @@ def write_page(
             changes.unchanged += 1
             continue
         counters_changed = (downloads, likes, trending) != _counters(record)
-        new_raw = record.raw if record.raw is not None else orjson.loads(page.documents[record.id])
+        new_raw = record.raw if record.raw is not None else orjson.loads(document)
         meta_changed = deleted_at is not None or _stable(decode_raw(old_raw)) != _stable(new_raw)
         if not (meta_changed or counters_changed):
             # The same item in other bytes (an older dictionary or compression level): keep the
@@ -215,8 +221,8 @@ def write_page(
             reencoded.append((raw, seen_at, pk))
             changes.unchanged += 1
             continue
-        thash = page.text_hashes[record.id] if meta_changed else old_thash
-        updates.append((*page.values[record.id], raw, thash, seen_at, seen_at, pk))
+        thash = thash if meta_changed else old_thash
+        updates.append((*values, raw, thash, seen_at, seen_at, pk))
         changes.updated.append(StoredItem(
             pk, record, Previous(downloads, likes, trending, sha, deleted_at is not None),
             meta_changed=meta_changed, counters_changed=counters_changed,
