@@ -225,6 +225,8 @@ class _ListedRepo(msgspec.Struct):
     cardData: dict[str, Any] | None = None
     safetensors: _Totals | None = None
     gguf: _Totals | None = None
+    # Only recordings have it; looking for it here costs nothing, a search of the page's bytes ~0.4 µs an item.
+    source: msgspec.Raw | msgspec.UnsetType = msgspec.field(name="_source", default=msgspec.UNSET)
 
 
 _LISTED_PAGE = msgspec.json.Decoder(list[_ListedRepo])
@@ -239,15 +241,13 @@ def parse_listed_repos(kind: Kind, body: bytes) -> list[RepoRecord] | None:
 
     The records' `raw` is None: their JSON is the page's own bytes, item by item.
     """
-    if b'"_source"' in body:  # a recording (see `_without_recording_metadata`)
-        return None
     try:
         items = _LISTED_PAGE.decode(body)
     except msgspec.DecodeError:
         return None
     records = []
     for item in items:
-        if not item.id:
+        if not item.id or item.source is not msgspec.UNSET:  # `_source`: a recording (`_without_recording_metadata`)
             return None
         trending = item.trendingScore
         records.append(_repo_record(
