@@ -18,8 +18,8 @@ BASE_RELATIONS = ("finetune", "adapter", "merge", "quantized")
 _RELATIONS = frozenset(BASE_RELATIONS)
 QUANT_FORMATS = ("gguf", "awq", "gptq", "exl2", "mlx", "bnb")
 _QUANT_TAGS = frozenset(QUANT_FORMATS)
-# bitsandbytes is only ever a tag; `_quant_format` tests for each of the others by name.
-_QUANT_NAME = re.compile(r"[-_.](gguf|awq|gptq|exl2|mlx)(?:$|[-_.])", re.IGNORECASE)
+_QUANT_NAMES = ("gguf", "awq", "gptq", "exl2", "mlx")  # bitsandbytes is only ever a tag
+_QUANT_NAME = re.compile(rf"[-_.]({'|'.join(_QUANT_NAMES)})(?:$|[-_.])", re.IGNORECASE)
 _ARXIV_TAG = "arxiv:"
 _LICENSE_TAG = "license:"
 _BASE_MODEL_TAG = "base_model:"
@@ -117,7 +117,7 @@ def _quant_format(repo_id: str, tags: list[str]) -> str | None:
     if quant_tags:
         return min(quant_tags, key=QUANT_FORMATS.index)  # the first format in QUANT_FORMATS order wins
     lowered = repo_id.lower()
-    # Most ids name no format, and these five tests cost a third of the regex (or of `any` over a generator).
+    # Most ids name none of `_QUANT_NAMES`: these five tests cost a third of the regex (or of `any`).
     if "gguf" in lowered or "awq" in lowered or "gptq" in lowered or "exl2" in lowered or "mlx" in lowered:
         match = _QUANT_NAME.search(repo_id)
         return match.group(1).lower() if match else None

@@ -147,10 +147,17 @@ def prepare_page(records: Sequence[RepoRecord | PaperRecord],
         records, wire = [records[i] for i in keep], [wire[i] for i in keep]
     return PreparedPage(
         records=records,
-        documents=[document or orjson.dumps(r.raw) for r, document in zip(records, wire, strict=True)],
+        documents=[orjson.dumps(_raw_of(r)) if document is None else document
+                   for r, document in zip(records, wire, strict=True)],
         text_hashes=[source_hash(r) for r in records],
         values=[_paper_values(r) if isinstance(r, PaperRecord) else _repo_values(r) for r in records],
     )
+
+
+def _raw_of(record: RepoRecord | PaperRecord) -> dict:
+    if record.raw is None:
+        raise ValueError(f"{record.id}: parsed from a page's bytes, but its document was not passed on")
+    return record.raw
 
 
 def _encoded(conn: sqlite3.Connection, kind: Kind, page: PreparedPage, seen_at: str) -> list[bytes]:
