@@ -11,11 +11,18 @@ import orjson
 import pytest
 import zstandard
 
-from core.hub.records import parse_paper, parse_repo
+from core.hub.records import parse_listed_repos, parse_paper, parse_repo
 from core.kinds import Kind, doc_key
 from core.store import connect, write_tx
 from core.store.db import PAGE_SIZE, insert_rows
-from core.store.items import PageChanges, defer_indexes, mark_unseen_deleted, restore_indexes, write_page
+from core.store.items import (
+    PageChanges,
+    defer_indexes,
+    mark_unseen_deleted,
+    prepare_page,
+    restore_indexes,
+    write_page,
+)
 from core.store.migrations import latest_version, migrate
 from core.store.rawjson import RawEncoder, decode_raw
 from tests.conftest import PROJECT_ROOT
@@ -166,6 +173,19 @@ def test_raw_json_is_compressed_with_a_dictionary_trained_on_the_mirror(tmp_path
     first = _write(conn, _page_of_models(10), "2025-06-03T00:00:00.000Z")
     assert first.unchanged == 10 and not first.updated
     assert conn.execute("SELECT raw FROM models WHERE id = 'author3/model-3-gguf'").fetchone()[0][:1] == b"\x02"
+
+
+def test_a_prepared_page_keeps_the_bytes_as_sent_and_the_last_copy_of_an_id() -> None:
+    items = [{"id": "a/x", "downloads": 1}, {"id": "b/y", "downloads": 2}, {"id": "a/x", "downloads": 3}]
+    sent = [orjson.dumps(item) + b" " for item in items]  # bytes a re-serialization would not give
+    listed = parse_listed_repos(Kind.MODEL, b"[" + b",".join(sent) + b"]")
+    page = prepare_page(listed, sent)
+    assert [(r.id, r.downloads) for r in page.records] == [("b/y", 2), ("a/x", 3)]
+    assert page.documents == [sent[1], sent[2]]
+    # A record parsed from a dict serializes its own; one parsed from page bytes needs them.
+    assert prepare_page([parse_repo(Kind.MODEL, items[0])]).documents == [orjson.dumps(items[0])]
+    with pytest.raises(ValueError, match="a/x"):
+        prepare_page(listed[:1])
 
 
 def test_encoding_a_page_at_once_gives_each_item_its_own_bytes() -> None:
