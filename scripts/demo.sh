@@ -25,4 +25,14 @@ fi
 echo
 echo "Starting the daemon: search page http://127.0.0.1:8000/ui, API docs http://127.0.0.1:8000/docs"
 echo "(the embedding worker fills the semantic index in the background; Ctrl-C stops everything)"
-$PY main.py daemon
+# In the background, so that a TERM sent to this script (a service manager, `timeout`) reaches the
+# daemon too; Ctrl-C reaches it the same way (a script's background jobs ignore SIGINT).
+$PY main.py daemon &
+daemon_pid=$!
+trap 'kill -TERM $daemon_pid 2>/dev/null || true' INT TERM
+status=0
+wait $daemon_pid || status=$?
+if kill -0 $daemon_pid 2>/dev/null; then  # the wait was cut short by the signal: let the daemon finish
+    wait $daemon_pid || status=$?
+fi
+exit $status
