@@ -225,3 +225,21 @@ def test_the_write_lock_is_free_whenever_the_event_loop_runs(hub_thread, data_di
     assert _ids(data_dir, "models") == hub.call("ids", "models")
     # The cycle collector is off while pages are parsed, and back once the walk is over.
     assert not all(collecting) and gc.isenabled()
+
+
+
+def test_a_failing_hub_ends_the_crawl_with_one_line(hub_thread, data_dir: Path, tmp_path: Path) -> None:
+    """Once the retries are spent the crawl says why in one line (no traceback) and exits 1; the next one works."""
+    hub = hub_thread(models=50, datasets=0, spaces=0, papers=0)
+    config = _config(tmp_path, hub_max_attempts=2, hub_retry_base_seconds=0.01)
+    env = cli_env(data_dir, hub.url, PROMETHEUS_CONFIG=str(config))
+    hub.call("set_faults", FaultConfig(error_rate=1.0, seed=1))  # every request answered 500, 502 or 503
+    result = run_cli("crawl", "--json", "--type", "models", env=env)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("main.py crawl: error: models: GET ")
+    assert json.loads(result.stdout) == {}
+    hub.call("set_faults", FaultConfig())
+    assert _crawl(env, "--type", "models")["models"]["new"] == 50
+    with sqlite3.connect(data_dir / "prometheus.db") as conn:
+        statuses = [row[0] for row in conn.execute("SELECT status FROM crawl_history ORDER BY rowid")]
+    assert statuses == ["failed", "ok"]

@@ -11,7 +11,7 @@ from core.cli import UsageError
 from core.cli.output import print_json, print_table
 from core.config import config_from_args
 from core.crawler import MODES, Crawler, SyncResult, standard_hooks
-from core.hub.client import HubClient
+from core.hub.client import HubClient, HubError
 from core.kinds import ALL_KINDS, Kind, parse_kind
 from core.logs import configure_logging
 
@@ -63,26 +63,35 @@ def run(args: argparse.Namespace) -> int:
     configure_logging("WARNING")
     endpoint = args.endpoint or config.hub_endpoint
     progress = None if args.json else _Progress()
-    results = asyncio.run(_crawl(config, endpoint, kinds, args.mode, args.limit, progress))
+    results, failure = asyncio.run(_crawl(config, endpoint, kinds, args.mode, args.limit, progress))
     if args.json:
         print_json({kind: result.summary() for kind, result in results.items()})
-    else:
+    elif results:
         rows = [[kind, r.new, r.updated, r.deleted, r.unchanged, r.requests, f"{r.seconds:.1f}", r.status]
                 for kind, r in results.items()]
         print_table(["kind", "new", "updated", "deleted", "unchanged", "requests", "seconds", "status"], rows)
+    if failure is not None:
+        # Pages committed before the failure stay; a full sync resumes after the last of them.
+        print(f"main.py crawl: error: {failure}", file=sys.stderr)
+        return 1
     return 0 if all(r.status in ("ok", "limited") for r in results.values()) else 1
 
 
-async def _crawl(config, endpoint, kinds, mode, limit, progress) -> dict[str, SyncResult]:
+async def _crawl(config, endpoint, kinds, mode, limit, progress) -> tuple[dict[str, SyncResult], str | None]:
+    """The kinds' results up to the first that failed, and why that one failed (None: none did)."""
     results: dict[str, SyncResult] = {}
     async with HubClient.from_config(config, endpoint) as client:
         crawler = Crawler(config.db_path, client, hooks=standard_hooks(), page_size=config.page_size,
                           progress=progress)
         try:
             for kind in kinds:
-                results[kind.plural] = await crawler.sync(kind, mode, limit=limit)
-                if progress:
-                    progress.reset()
+                try:
+                    results[kind.plural] = await crawler.sync(kind, mode, limit=limit)
+                except HubError as exc:
+                    return results, f"{kind.plural}: {exc}"
+                finally:
+                    if progress:
+                        progress.reset()
         finally:
             crawler.close()
-    return results
+    return results, None
