@@ -243,3 +243,18 @@ def test_a_failing_hub_ends_the_crawl_with_one_line(hub_thread, data_dir: Path, 
     with sqlite3.connect(data_dir / "prometheus.db") as conn:
         statuses = [row[0] for row in conn.execute("SELECT status FROM crawl_history ORDER BY rowid")]
     assert statuses == ["failed", "ok"]
+
+
+@pytest.mark.parametrize("command", [("stats",), ("search", "llama"), ("crawl", "--limit", "1")], ids=lambda c: c[0])
+def test_a_data_dir_that_is_not_usable_gives_one_line(tmp_path: Path, command: tuple[str, ...]) -> None:
+    stranger = tmp_path / "prometheus.db"
+    stranger.write_bytes(b"not a database, and it stays as it is")
+    result = run_cli(*command, env=cli_env(tmp_path, "http://127.0.0.1:9"))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        f"main.py {command[0]}: error: the database {stranger}: file is not a database"]
+    assert stranger.read_bytes() == b"not a database, and it stays as it is"
+    # A data directory that is a file cannot hold a database.
+    result = run_cli(*command, env=cli_env(stranger))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"main.py {command[0]}: error: [Errno 17] File exists: '{stranger}'"]

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import sqlite3
 import sys
 from types import ModuleType
 
-from core.config import ConfigError
+from core.config import ConfigError, config_from_args
 
 COMMANDS: dict[str, str] = {
     "crawl": "core.cli.crawl",
@@ -86,5 +87,25 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, ConfigError) as exc:
         print(f"main.py {command}: error: {exc}", file=sys.stderr)
         return 2
+    except sqlite3.DatabaseError as exc:
+        if isinstance(exc, _SQL_BUGS):
+            raise
+        # Not a database, a full disk, a lock held past the busy timeout: the user's to fix.
+        print(f"main.py {command}: error: the database {_database_path(args)}: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a data directory that cannot be made, a port in use, a full disk
+        print(f"main.py {command}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
+
+
+# What our own SQL gets wrong, as opposed to what happens to the database: those keep their traceback.
+_SQL_BUGS = (sqlite3.ProgrammingError, sqlite3.IntegrityError, sqlite3.InterfaceError)
+
+
+def _database_path(args: argparse.Namespace) -> str:
+    try:
+        return str(config_from_args(args).db_path)
+    except ConfigError:
+        return "(see --data-dir)"
