@@ -65,6 +65,8 @@ def _earlier(stamp: str, seconds: float) -> str:
 
 
 def _too_old(record: RepoRecord | PaperRecord, earliest: str) -> bool:
+    if type(record) is RepoRecord:  # `item_time` in short: a first mirror asks this a million times
+        return (record.created_at or "") < earliest
     created = item_time(record)
     if not created:
         return True
@@ -87,8 +89,6 @@ def detect(conn: sqlite3.Connection, items: Sequence[StoredItem], watches: Seque
     rows: list[tuple] = []
     for item in items:
         record = item.record
-        if item.previous is None and type(record) is RepoRecord and (record.created_at or "") < earliest:
-            continue  # `_too_old` below in short: a first mirror brings a million of these
         # Most of a full crawl is older than every watch: skip it without matching.
         candidates: Sequence[Watch]
         if _too_old(record, earliest):
