@@ -48,6 +48,7 @@ from core.store.items import (
     restore_indexes,
     write_page,
 )
+from core.store.rawjson import RawEncoder, encoder_for
 
 log = structlog.get_logger(__name__)
 
@@ -121,6 +122,9 @@ class _Walk:
     bulk: bool = False  # a first mirror into an empty table: indexes deferred, every item new
     prior_requests: int = 0  # made before a resume, by an earlier process
     client_base: int = 0  # the client's request counter when this process took over
+    # The kind's raw JSON dictionary as the writer last had it: pages are compressed with it as they
+    # are prepared, off the writer thread (the writer compresses again a page it finds stale).
+    dictionary: bytes | None = None
 
     def requests(self, client: HubClient) -> int:
         return self.prior_requests + client.requests - self.client_base
@@ -222,6 +226,7 @@ class Crawler:
         started = time.monotonic()
         walk = self._resume_or_start(kind, mode, limit)
         walk.prior_requests = walk.result.requests
+        walk.dictionary = encoder_for(self.conn, kind).dictionary
         walk.client_base = self.client.requests
         try:
             with _no_cycle_collection():
@@ -281,7 +286,8 @@ class Crawler:
                 )
         return walk
 
-    def _prepare(self, kind: Kind, page: Page, stop_before: str | None, room: int | None) -> _Fetched:
+    def _prepare(self, kind: Kind, page: Page, stop_before: str | None, room: int | None,
+                 encoder: RawEncoder | None, *, bulk: bool) -> _Fetched:
         """Parse and prepare a page here, on the event loop, so it overlaps the previous pages' SQL.
 
         `room`: how many more items the sync's `--limit` lets in (None: no limit); the walk ends with
@@ -298,7 +304,8 @@ class Crawler:
             records, documents = records[:room], documents[:room]
             ends_walk = True
         newest = max(filter(None, map(stamp, records)), default="")
-        return _Fetched(page.next_url, prepare_page(records, documents), errors, ends_walk, newest)
+        prepared = prepare_page(records, documents, encoder=encoder, bulk=bulk)
+        return _Fetched(page.next_url, prepared, errors, ends_walk, newest)
 
     async def _walk(self, kind: Kind, mode: str, walk: _Walk, limit: int | None) -> None:
         """Fetch pages ahead (`_fetch_ahead`) and write every page waiting in one transaction.
@@ -310,7 +317,7 @@ class Crawler:
         wire_field = _watermark_field(kind)
         waiting: asyncio.Queue[_Fetched | _End] = asyncio.Queue(PREFETCH_PAGES)
         stop_before = self._stop_before(kind) if mode == INCREMENTAL else None
-        fetcher = asyncio.create_task(self._fetch_ahead(kind, walk.next_url, stop_before, limit, waiting))
+        fetcher = asyncio.create_task(self._fetch_ahead(kind, walk, stop_before, limit, waiting))
         try:
             while True:
                 batch: list[_Fetched] = []
@@ -333,19 +340,23 @@ class Crawler:
             with contextlib.suppress(asyncio.CancelledError):
                 await fetcher
 
-    async def _fetch_ahead(self, kind: Kind, url: str | None, stop_before: str | None, limit: int | None,
+    async def _fetch_ahead(self, kind: Kind, walk: _Walk, stop_before: str | None, limit: int | None,
                            waiting: asyncio.Queue[_Fetched | _End]) -> None:
         """Fetch, parse and prepare pages in order until the walk's end, a stop or a failure.
 
         This runs on the event loop while the writer thread holds the previous pages'
         SQL, so the two overlap; a failure is handed on after the pages fetched before it.
         """
-        seen = 0
+        url, seen = walk.next_url, 0
+        encoder: RawEncoder | None = None  # this thread's own: zstd compressors are not thread-safe
         failure: Exception | None = None
         try:
             while url and not self._stop.is_set():
                 room = None if limit is None else limit - seen
-                fetched = self._prepare(kind, await self.client.get_page(url), stop_before, room)
+                page = await self.client.get_page(url)
+                if walk.dictionary is not None and (encoder is None or encoder.dictionary is not walk.dictionary):
+                    encoder = RawEncoder(walk.dictionary)
+                fetched = self._prepare(kind, page, stop_before, room, encoder, bulk=walk.bulk)
                 seen += len(fetched.prepared.records)
                 if fetched.ends_walk:
                     fetched.next_url = None
@@ -359,6 +370,7 @@ class Crawler:
         with write_tx(self.conn):
             for fetched in batch:
                 self._write_page(kind, mode, walk, fetched, wire_field)
+        walk.dictionary = encoder_for(self.conn, kind).dictionary
 
     def _write_page(self, kind: Kind, mode: str, walk: _Walk, fetched: _Fetched, wire_field: str) -> None:
         result, next_url = walk.result, fetched.next_url

@@ -23,6 +23,7 @@ from core.store.items import (
     restore_indexes,
     write_page,
 )
+from core.store.memstatus import loaded_library
 from core.store.migrations import latest_version, migrate
 from core.store.rawjson import RawEncoder, decode_raw
 from tests.conftest import PROJECT_ROOT
@@ -347,3 +348,52 @@ def test_insert_rows_splits_at_the_parameter_limit(tmp_path: Path) -> None:
     conn.set_trace_callback(None)
     assert len(statements) == 2
     assert [tuple(row) for row in conn.execute("SELECT * FROM wide ORDER BY c0")] == rows
+
+
+def test_a_bulk_page_keeps_bytes_compressed_off_the_writer_only_in_the_writers_format(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "db.sqlite")
+    with write_tx(conn):
+        defer_indexes(conn, Kind.MODEL)
+    first = _page_of_models(1000)
+    with write_tx(conn):  # the first big page trains the dictionary
+        write_page(conn, Kind.MODEL, [parse_repo(Kind.MODEL, i) for i in first], "2025-06-01T00:00:00.000Z",
+                   bulk=True)
+    dictionary = conn.execute("SELECT data FROM raw_dictionaries").fetchone()[0]
+    other = zstandard.train_dictionary(4096, [orjson.dumps(i) for i in first]).as_bytes()
+    pages = {}
+    for name, encoder, start in (("same", RawEncoder(dictionary), 1000), ("other", RawEncoder(other), 1003)):
+        items = _page_of_models(3, start=start)
+        pages[name] = prepare_page([parse_repo(Kind.MODEL, i) for i in items], encoder=encoder, bulk=True)
+        with write_tx(conn):
+            changes = write_page(conn, Kind.MODEL, pages[name], "2025-06-02T00:00:00.000Z", bulk=True)
+        assert [(item.pk, item.record.id) for item in changes.new] == [
+            (1001 + i + start - 1000, item["id"]) for i, item in enumerate(items)]
+        rows = conn.execute("SELECT pk, id, raw, downloads, first_seen, last_seen, indexed_at FROM models "
+                            "WHERE pk > ? ORDER BY pk", (start,)).fetchall()
+        assert [(r["pk"], r["id"], decode_raw(r["raw"]), r["downloads"]) for r in rows] == [
+            (1001 + i + start - 1000, item["id"], item, item["downloads"]) for i, item in enumerate(items)]
+        assert {(r["first_seen"], r["last_seen"], r["indexed_at"]) for r in rows} == {("2025-06-02T00:00:00.000Z",) * 3}
+    stored = [r[0] for r in conn.execute("SELECT raw FROM models WHERE pk > 1000 ORDER BY pk")]
+    assert stored[:3] == pages["same"].raws
+    # Compressed against another dictionary: compressed again, against the mirror's own.
+    assert stored[3:] != pages["other"].raws
+    assert {blob[:5] for blob in stored} == {pages["same"].raw_format}
+
+
+def test_sqlite_memory_statistics_go_off_only_while_nothing_is_open(tmp_path: Path) -> None:
+    script = (
+        "import sqlite3, sys; from core.store import connect; from core.store.memstatus import "
+        "disable_memory_statistics as off;"
+        "early = sqlite3.connect(sys.argv[1] + '/early.db') if sys.argv[2] == 'open' else None;"
+        "conn = connect(sys.argv[1] + '/db.sqlite');"
+        "conn.execute('CREATE TABLE t (x)'); conn.executemany('INSERT INTO t VALUES (?)', [(str(i) * 50,) for i in "
+        "range(10000)]);"
+        "print(off(), conn.execute('SELECT count(*) FROM t').fetchone()[0])"
+    )
+    if loaded_library() is None:
+        pytest.skip("SQLite is linked into Python's _sqlite3 here: there is no library to configure")
+    for before, expected in (("none", "True 10000"), ("open", "False 10000")):
+        (tmp_path / before).mkdir()
+        out = subprocess.run([sys.executable, "-c", script, str(tmp_path / before), before], capture_output=True,
+                             text=True, check=True, cwd=PROJECT_ROOT)
+        assert out.stdout.split() == expected.split(), out.stderr

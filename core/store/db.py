@@ -15,6 +15,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Any
 
+from core.store.memstatus import disable_memory_statistics
 from core.store.migrations import migrate
 from core.store.rawjson import forget_encoders, remember_database
 
@@ -37,6 +38,7 @@ sqlite3.register_adapter(bytes, _as_is)
 def connect(path: Path | str, *, migrate_schema: bool = True) -> sqlite3.Connection:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    disable_memory_statistics()
     conn = sqlite3.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000, check_same_thread=False)
     conn.row_factory = sqlite3.Row
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

@@ -19,8 +19,8 @@ import orjson
 from core.hub.records import COUNTER_FIELDS, PaperRecord, RepoRecord
 from core.itemtext import source_hash
 from core.kinds import Kind, doc_key, doc_key_sql
-from core.store.db import insert_rows
-from core.store.rawjson import decode_raw, encoder_for, train_dictionary
+from core.store.db import MAX_PARAMETERS, insert_rows
+from core.store.rawjson import RawEncoder, decode_raw, encoder_for, train_dictionary
 
 
 @dataclass(frozen=True)
@@ -131,13 +131,20 @@ class PreparedPage:
     documents: list[bytes]  # the raw JSON
     text_hashes: list[str]  # `source_hash`: it changes whenever the search text may
     values: list[tuple]  # the row's columns that come from the record alone
+    # Given an encoder, `prepare_page` compresses the documents too (the writer uses them when its
+    # own encoder has the same format), and for a bulk load lays out each row's INSERT parameters.
+    raws: list[bytes] | None = None
+    raw_format: bytes | None = None
+    bulk_parameters: list | None = None  # per row: its values, raw, text hash (`_bulk_parameters`)
 
 
-def prepare_page(records: Sequence[RepoRecord | PaperRecord],
-                 documents: Sequence[bytes | None] | None = None) -> PreparedPage:
+def prepare_page(records: Sequence[RepoRecord | PaperRecord], documents: Sequence[bytes | None] | None = None,
+                 *, encoder: RawEncoder | None = None, bulk: bool = False) -> PreparedPage:
     """`documents[i]` is `records[i]`'s raw JSON as the Hub sent it; where it is None (or not
     given), `raw` is serialized. A record without `raw` was parsed from the page's bytes, so
     it always comes with its document.
+
+    `encoder` must be one the calling thread owns: zstd compressors are not thread-safe.
     """
     wire = list(documents) if documents is not None else [None] * len(records)
     records = list(records)
@@ -145,13 +152,27 @@ def prepare_page(records: Sequence[RepoRecord | PaperRecord],
         last = {r.id: i for i, r in enumerate(records)}
         keep = sorted(last.values())
         records, wire = [records[i] for i in keep], [wire[i] for i in keep]
-    return PreparedPage(
+    page = PreparedPage(
         records=records,
         documents=[orjson.dumps(_raw_of(r)) if document is None else document
                    for r, document in zip(records, wire, strict=True)],
         text_hashes=[source_hash(r) for r in records],
         values=[_paper_values(r) if isinstance(r, PaperRecord) else _repo_values(r) for r in records],
     )
+    if encoder is not None and encoder.trained:
+        page.raws, page.raw_format = encoder.encode_many(page.documents), encoder.format
+        if bulk:
+            page.bulk_parameters = _bulk_parameters(page.values, page.raws, page.text_hashes)
+    return page
+
+
+def _bulk_parameters(values: list[tuple], raws: list[bytes], text_hashes: list[str]) -> list:
+    parameters: list = []
+    for row, raw, text_hash in zip(values, raws, text_hashes, strict=True):
+        parameters += row
+        parameters.append(raw)
+        parameters.append(text_hash)
+    return parameters
 
 
 def _raw_of(record: RepoRecord | PaperRecord) -> dict:
@@ -165,6 +186,9 @@ def _encoded(conn: sqlite3.Connection, kind: Kind, page: PreparedPage, seen_at: 
     encoder = encoder_for(conn, kind)
     if not encoder.trained:
         encoder = train_dictionary(conn, kind, page.documents, seen_at) or encoder
+    if page.raws is not None and page.raw_format == encoder.format:
+        return page.raws
+    page.bulk_parameters = None  # laid out with other bytes
     return encoder.encode_many(page.documents)
 
 
@@ -184,10 +208,12 @@ def write_page(
     """
     if not isinstance(page, PreparedPage):
         page = prepare_page(page)
+    if bulk:
+        return _write_bulk_page(conn, kind, page, seen_at, hooks)
     table = kind.table
     columns = _PAPER_COLUMNS if kind is Kind.PAPER else _REPO_COLUMNS
     counter_sql = "upvotes, upvotes, NULL, NULL" if kind is Kind.PAPER else "downloads, likes, trending_score, sha"
-    existing = {} if bulk else {
+    existing = {
         row[1]: row
         for row in conn.execute(
             f"SELECT pk, id, raw, text_hash, deleted_at, {counter_sql} FROM {table} "
@@ -243,17 +269,7 @@ def write_page(
             f"indexed_at)",
             inserts,
         )
-        pending_from = _fts_pending_from(conn, kind)
-        if pending_from is None:
-            _index_text(conn, kind, "pk BETWEEN ? AND ?", (first_new_pk, next_pk - 1))
-        elif next_pk - pending_from >= BULK_CATCH_UP_ROWS:
-            _catch_up_bulk_rows(conn, kind, pending_from, next_pk)
-        # New rows' jobs come from the rows themselves: no tuple to build and bind for each.
-        conn.execute(
-            f"INSERT INTO embed_jobs (doc_key, text_hash, enqueued_at) "
-            f"SELECT {doc_key_sql(kind)}, text_hash, ? FROM {table} WHERE pk BETWEEN ? AND ? {_REQUEUE}",
-            (seen_at, first_new_pk, next_pk - 1),
-        )
+        _follow_new_rows(conn, kind, first_new_pk, next_pk, seen_at)
     if updates:
         assignments = ", ".join(f"{c} = ?" for c in (*columns, *_WRITE_COLUMNS))
         conn.executemany(
@@ -267,15 +283,57 @@ def write_page(
     if reencoded:
         conn.executemany(f"UPDATE {table} SET raw = ?, last_seen = ? WHERE pk = ?", reencoded)
     if kind is Kind.MODEL:
-        if bulk:
-            _write_further_bases(conn, changes)
-        else:
-            _write_lineage(conn, changes)
+        _write_lineage(conn, changes)
     if jobs:
         insert_rows(conn, "INSERT INTO embed_jobs (doc_key, text_hash, enqueued_at)", jobs, _REQUEUE)
     for hook in hooks:
         hook(conn, changes)
     return changes
+
+
+def _write_bulk_page(conn: sqlite3.Connection, kind: Kind, page: PreparedPage, seen_at: str,
+                     hooks: Sequence[PageHook]) -> PageChanges:
+    """`write_page` into a table being bulk-loaded: every record is a new row, and nothing is looked up."""
+    raws = _encoded(conn, kind, page, seen_at)
+    parameters = page.bulk_parameters or _bulk_parameters(page.values, raws, page.text_hashes)
+    columns = (*(_PAPER_COLUMNS if kind is Kind.PAPER else _REPO_COLUMNS), *_WRITE_COLUMNS)
+    first_pk = conn.execute(f"SELECT coalesce(max(pk), 0) + 1 FROM {kind.table}").fetchone()[0]
+    # No primary keys are bound: SQLite gives each row the next one, in order, as the write lock is held.
+    # The three timestamps are one parameter, not three a row.
+    row_sql = "(" + ", ".join("?" * len(columns)) + ")"
+    most = (MAX_PARAMETERS - 1) // len(columns)
+    for start in range(0, len(parameters), most * len(columns)):
+        chunk = parameters[start:start + most * len(columns)]
+        conn.execute(
+            f"INSERT INTO {kind.table} ({', '.join(columns)}, first_seen, last_seen, indexed_at) "
+            f"SELECT *, ?1, ?1, ?1 FROM (VALUES {', '.join([row_sql] * (len(chunk) // len(columns)))})",
+            [seen_at, *chunk],
+        )
+    changes = PageChanges(kind=kind, seen_at=seen_at)
+    changes.new = [StoredItem(pk, record, None) for pk, record in enumerate(page.records, first_pk)]
+    end_pk = first_pk + len(page.records)
+    if page.records:
+        _follow_new_rows(conn, kind, first_pk, end_pk, seen_at)
+    if kind is Kind.MODEL:
+        _write_further_bases(conn, changes)
+    for hook in hooks:
+        hook(conn, changes)
+    return changes
+
+
+def _follow_new_rows(conn: sqlite3.Connection, kind: Kind, first_pk: int, end_pk: int, seen_at: str) -> None:
+    """Full-text entries (now, or in the bulk load's next catch-up) and embedding jobs for rows first_pk..end_pk-1."""
+    pending_from = _fts_pending_from(conn, kind)
+    if pending_from is None:
+        _index_text(conn, kind, "pk BETWEEN ? AND ?", (first_pk, end_pk - 1))
+    elif end_pk - pending_from >= BULK_CATCH_UP_ROWS:
+        _catch_up_bulk_rows(conn, kind, pending_from, end_pk)
+    # New rows' jobs come from the rows themselves: no tuple to build and bind for each.
+    conn.execute(
+        f"INSERT INTO embed_jobs (doc_key, text_hash, enqueued_at) "
+        f"SELECT {doc_key_sql(kind)}, text_hash, ? FROM {kind.table} WHERE pk BETWEEN ? AND ? {_REQUEUE}",
+        (seen_at, first_pk, end_pk - 1),
+    )
 
 
 # A text that changes again before its job ran replaces the job (and gives it a fresh start).

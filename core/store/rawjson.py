@@ -69,6 +69,7 @@ class RawEncoder:
 
     def __init__(self, dictionary: bytes | None = None) -> None:
         self.trained = dictionary is not None
+        self.dictionary = dictionary
         if dictionary is None:
             self._prefix = bytes([_FORMAT_ZLIB])
             self._zstd = None
@@ -80,6 +81,11 @@ class RawEncoder:
                 write_checksum=False, write_dict_id=False,
             )
             _remember_dictionary(dict_id, dictionary)
+
+    @property
+    def format(self) -> bytes:
+        """What every blob of this encoder begins with: blobs of encoders with the same format are the same."""
+        return self._prefix
 
     def encode_json(self, data: bytes) -> bytes:
         if self._zstd is not None:
