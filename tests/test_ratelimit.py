@@ -268,3 +268,25 @@ def test_parse_link_next() -> None:
     assert parse_link_next(header) == "http://h/api/models?limit=10&cursor=abc%3D"
     assert parse_link_next('<http://h/x>; rel="prev"') is None
     assert parse_link_next(None) is None
+
+
+async def test_a_request_given_up_frees_its_slot() -> None:
+    """A request cancelled before its answer (a stopping crawl) no longer counts as in flight."""
+    from core.hub.client import HubClient
+    from core.hub.fake import FakeHub
+    from core.hub.fake.faults import FaultConfig
+
+    hub = FakeHub(models=10, datasets=0, spaces=0, papers=0)
+    url = await hub.start("127.0.0.1", 0)
+    hub.set_faults(FaultConfig(slow_rate=1.0, slow_seconds=2.0))
+    try:
+        async with HubClient(url) as client:
+            request = asyncio.create_task(client.get_page(f"{url}/api/models"))
+            while client.pacer.in_flight == 0:
+                await asyncio.sleep(0.01)
+            request.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await request
+            assert client.pacer.in_flight == 0
+    finally:
+        await hub.close()

@@ -169,6 +169,9 @@ class HubClient:
                 last_error = f"{type(exc).__name__}: {exc}"
                 await self._backoff(attempt, url, last_error)
                 continue
+            except asyncio.CancelledError:  # the slot is free again: nobody waits for this answer
+                self.pacer.release(None, sent)
+                raise
             self.pacer.release(info, sent)
             if status == 429:
                 self.rate_limited += 1

@@ -162,6 +162,11 @@ class Pacer:
         return max(1, int((self._quota or 0) * self._reserve_share))
 
     @property
+    def in_flight(self) -> int:
+        """Requests let through and not yet answered: the window's count may not show them yet."""
+        return self._in_flight
+
+    @property
     def window_end(self) -> tuple[float, float] | None:
         """Bounds on when the current window ends, as far as the responses so far tell."""
         return self._end
