@@ -188,7 +188,6 @@ def _encoded(conn: sqlite3.Connection, kind: Kind, page: PreparedPage, seen_at: 
         encoder = train_dictionary(conn, kind, page.documents, seen_at) or encoder
     if page.raws is not None and page.raw_format == encoder.format:
         return page.raws
-    page.bulk_parameters = None  # laid out with other bytes
     return encoder.encode_many(page.documents)
 
 
@@ -295,7 +294,9 @@ def _write_bulk_page(conn: sqlite3.Connection, kind: Kind, page: PreparedPage, s
                      hooks: Sequence[PageHook]) -> PageChanges:
     """`write_page` into a table being bulk-loaded: every record is a new row, and nothing is looked up."""
     raws = _encoded(conn, kind, page, seen_at)
-    parameters = page.bulk_parameters or _bulk_parameters(page.values, raws, page.text_hashes)
+    parameters = page.bulk_parameters
+    if parameters is None or raws is not page.raws:
+        parameters = _bulk_parameters(page.values, raws, page.text_hashes)
     columns = (*(_PAPER_COLUMNS if kind is Kind.PAPER else _REPO_COLUMNS), *_WRITE_COLUMNS)
     first_pk = conn.execute(f"SELECT coalesce(max(pk), 0) + 1 FROM {kind.table}").fetchone()[0]
     # No primary keys are bound: SQLite gives each row the next one, in order, as the write lock is held.

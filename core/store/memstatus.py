@@ -2,8 +2,8 @@
 
 Unless told otherwise before it starts, SQLite counts every allocation it makes under one
 global mutex (SQLITE_CONFIG_MEMSTATUS; its docs recommend building without it), and a bulk
-load allocates for every value it binds: with the count off, the crawler's writer spends
-~5% less CPU on a first mirror (0.67 µs of 14.3 an item, bench/crawl.py's pages).
+load allocates for every value it binds: with the count off, the crawler's writer spent
+~5% less CPU writing 100 pages of the fake Hub's models in bulk (13.6 against 14.3 µs an item).
 
 Python starts SQLite when it loads `_sqlite3` and has no call for `sqlite3_config`, so this
 reaches the library Python loaded through ctypes, shuts it down, configures and restarts it.
@@ -13,8 +13,8 @@ the library cannot be found (SQLite linked into `_sqlite3` itself), nothing is c
 
 from __future__ import annotations
 
+import _sqlite3  # noqa: F401  # loads the SQLite library that this module configures
 import ctypes
-import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -27,7 +27,6 @@ _outcome: bool | None = None  # None: not tried yet in this process
 
 def loaded_library() -> str | None:
     """The SQLite shared library this process has loaded for `sqlite3`, from /proc/self/maps."""
-    assert sqlite3.sqlite_version  # `_sqlite3`, and with it the library, is loaded
     try:
         maps = Path("/proc/self/maps").read_text()
     except OSError:
