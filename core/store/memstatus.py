@@ -53,11 +53,15 @@ def _turn_off() -> bool:
     path = loaded_library()
     if path is None:
         return False
-    library = ctypes.CDLL(path)
+    try:
+        library = ctypes.CDLL(path)
+        memory_status = library.sqlite3_status64  # SQLite 3.10 on
+    except (OSError, AttributeError):
+        return False
     if library.sqlite3_compileoption_used(b"DEFAULT_MEMSTATUS=0"):
         return True
     used, highest = ctypes.c_int64(), ctypes.c_int64()
-    if library.sqlite3_status64(_SQLITE_STATUS_MEMORY_USED, ctypes.byref(used), ctypes.byref(highest), 0) != 0:
+    if memory_status(_SQLITE_STATUS_MEMORY_USED, ctypes.byref(used), ctypes.byref(highest), 0) != 0:
         return False
     if used.value != 0:
         return False  # something holds SQLite memory, a connection at least: shutting down is not allowed
