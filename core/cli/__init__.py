@@ -1,8 +1,10 @@
 """Command-line entry point: `python main.py <command>`.
 
-Each command lives in its own module under `core.cli` and exports
-`HELP: str`, `add_arguments(parser)` and `run(args) -> int`. Heavy imports
-(torch, faiss) stay inside `run` so that `--help` and bad arguments stay fast.
+Each command lives in its own module under `core.cli`, named with its line of help in
+`COMMANDS`, and exports `add_arguments(parser)` and `run(args) -> int`. Only the module of
+the command given is imported (a command's start is ~0.2 CPU-s faster than with all of
+them), and heavy imports (torch, faiss) stay inside `run` so that `--help` and bad
+arguments stay fast.
 """
 
 from __future__ import annotations
@@ -11,24 +13,61 @@ import argparse
 import importlib
 import sqlite3
 import sys
-from types import ModuleType
 
 from core.config import ConfigError, config_from_args
 
-COMMANDS: dict[str, str] = {
-    "crawl": "core.cli.crawl",
-    "stats": "core.cli.stats",
-    "search": "core.cli.search",
-    "similar": "core.cli.similar",
-    "embed": "core.cli.embed",
-    "index": "core.cli.index",
-    "watch": "core.cli.watch",
-    "trends": "core.cli.trends",
-    "history": "core.cli.history",
-    "serve": "core.cli.serve",
-    "daemon": "core.cli.daemon",
-    "fakehub": "core.cli.fakehub",
+# Each command: its module, imported only when the command runs, and its line of help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "crawl": (
+        "core.cli.crawl",
+        "mirror the Hub: full or incremental sync of models, datasets, spaces and papers",
+    ),
+    "stats": (
+        "core.cli.stats",
+        "show what the mirror holds: live items per kind, last crawls, queues",
+    ),
+    "search": (
+        "core.cli.search",
+        "search the mirror: keyword (default), --semantic or --hybrid, with filters",
+    ),
+    "similar": (
+        "core.cli.similar",
+        "items similar to a model, dataset, Space or paper (nearest neighbours of its embedding)",
+    ),
+    "embed": (
+        "core.cli.embed",
+        "embed queued items and keep the semantic index current (--until-idle: drain the queue, then exit)",
+    ),
+    "index": (
+        "core.cli.index",
+        "the semantic index: `build` rebuilds it from the stored embeddings, `status` shows it",
+    ),
+    "watch": (
+        "core.cli.watch",
+        "watches and alerts: add/list/remove priority authors, tags, repos and saved queries",
+    ),
+    "trends": (
+        "core.cli.trends",
+        "what is taking off: downloads/day, likes/day or rising (growth relative to size) over a window",
+    ),
+    "history": (
+        "core.cli.history",
+        "show the recorded downloads/likes series of one repo",
+    ),
+    "serve": (
+        "core.cli.serve",
+        "serve the REST API, the search page (/ui) and the API docs (/docs)",
+    ),
+    "daemon": (
+        "core.cli.daemon",
+        "run everything under a supervisor: crawler, embedding worker and API, restarted when they fail",
+    ),
+    "fakehub": (
+        "core.cli.fakehub",
+        "serve a fake Hugging Face Hub (same wire format, seeded synthetic corpus) for demos and tests",
+    ),
 }
+INTERACTIVE = "core.cli.interactive"  # no command given
 
 
 class UsageError(Exception):
@@ -40,15 +79,6 @@ class _Parser(argparse.ArgumentParser):
         # One clear line instead of argparse's usage dump.
         print(f"{self.prog}: error: {message}", file=sys.stderr)
         sys.exit(2)
-
-
-def _load(name: str) -> ModuleType | None:
-    try:
-        return importlib.import_module(COMMANDS[name])
-    except ModuleNotFoundError as exc:
-        if exc.name == COMMANDS[name]:
-            return None  # command not built yet
-        raise
 
 
 def _common_flags(suppress: bool) -> argparse.ArgumentParser:
@@ -63,25 +93,43 @@ def _common_flags(suppress: bool) -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; only `command`'s own options are loaded (the rest would import its module)."""
     parser = _Parser(prog="main.py", description="PROMETHEUS: a self-hosted Hugging Face Hub mirror.",
                      parents=[_common_flags(suppress=False)])
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
-    for name in COMMANDS:
-        module = _load(name)
-        if module is None:
-            continue
-        command_parser = sub.add_parser(name, help=module.HELP, description=module.HELP,
+    for name, (module_name, help_line) in COMMANDS.items():
+        command_parser = sub.add_parser(name, help=help_line, description=help_line,
                                         parents=[_common_flags(suppress=True)])
-        module.add_arguments(command_parser)
+        if name == command:
+            importlib.import_module(module_name).add_arguments(command_parser)
     return parser
 
 
+class _Unparsable(Exception):
+    pass
+
+
+class _QuietParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _Unparsable(message)
+
+
+def _command_in(argv: list[str] | None) -> str | None:
+    """The command named on the command line, found without loading any command's options."""
+    before = _QuietParser(add_help=False, parents=[_common_flags(suppress=False)])
+    before.add_argument("command", nargs="?")
+    try:
+        known, _ = before.parse_known_args(argv)
+    except _Unparsable:  # a flag without its value: the whole parser says so
+        return None
+    return known.command if known.command in COMMANDS else None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser(_command_in(argv)).parse_args(argv)
     command = args.command or "interactive"
-    module = importlib.import_module(COMMANDS.get(command, "core.cli.interactive"))
+    module = importlib.import_module(COMMANDS[command][0] if args.command else INTERACTIVE)
     try:
         return int(module.run(args) or 0)
     except (UsageError, ConfigError) as exc:

@@ -15,8 +15,6 @@ from core.hub.client import HubClient, HubError
 from core.kinds import ALL_KINDS, Kind, parse_kind
 from core.logs import configure_logging
 
-HELP = "mirror the Hub: full or incremental sync of models, datasets, spaces and papers"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--type", dest="kind", help="models|datasets|spaces|papers (default: all)")

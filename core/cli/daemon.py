@@ -12,8 +12,6 @@ from core.logs import configure_logging
 from core.supervision.settings import load_settings
 from core.supervisor import Supervisor, child_specs
 
-HELP = "run everything under a supervisor: crawler, embedding worker and API, restarted when they fail"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_address_arguments(parser)

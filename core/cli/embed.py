@@ -9,8 +9,6 @@ import signal
 from core.cli.output import print_json
 from core.config import config_from_args
 
-HELP = "embed queued items and keep the semantic index current (--until-idle: drain the queue, then exit)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until-idle", action="store_true",

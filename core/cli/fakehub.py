@@ -11,8 +11,6 @@ import asyncio
 import signal
 import sys
 
-HELP = "serve a fake Hugging Face Hub (same wire format, seeded synthetic corpus) for demos and tests"
-
 
 def _count(text: str) -> int:
     try:

@@ -10,8 +10,6 @@ from core.cli.output import print_json, print_table
 from core.config import config_from_args
 from core.store import connect
 
-HELP = "show the recorded downloads/likes series of one repo"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("repo_id", help="e.g. meta-llama/Llama-3.1-8B")

@@ -7,8 +7,6 @@ import argparse
 from core.cli.output import print_json, print_table
 from core.config import config_from_args
 
-HELP = "the semantic index: `build` rebuilds it from the stored embeddings, `status` shows it"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("build", "status"), nargs="?", default="status")

@@ -9,8 +9,6 @@ from core.cli.search import hits_table
 from core.config import config_from_args
 from core.search import MODES
 
-HELP = "interactive search prompt"
-
 _HELP_TEXT = """type words to search; commands:
   :keyword | :semantic | :hybrid   switch search mode (now: {mode})
   :type models|datasets|spaces|papers|all   restrict the kind

@@ -12,8 +12,6 @@ from core.config import config_from_args
 from core.kinds import parse_kind
 from core.search import RELATIONS, SORTS, SearchFilters, SearchHit, parse_param_count
 
-HELP = "search the mirror: keyword (default), --semantic or --hybrid, with filters"
-
 
 def add_filter_arguments(parser: argparse.ArgumentParser, *, kind: bool = True) -> None:
     if kind:

@@ -9,8 +9,6 @@ import signal
 from core.cli import UsageError
 from core.config import config_from_args
 
-HELP = "serve the REST API, the search page (/ui) and the API docs (/docs)"
-
 
 def add_address_arguments(parser: argparse.ArgumentParser) -> None:
     """The API's address flags, shared by `serve` and `daemon` (whose API child binds them)."""

@@ -9,8 +9,6 @@ from core.cli.search import add_filter_arguments, filters_from_args, print_hits
 from core.config import config_from_args
 from core.kinds import parse_kind
 
-HELP = "items similar to a model, dataset, Space or paper (nearest neighbours of its embedding)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("item_id", help="repo id (owner/name) or arXiv id")

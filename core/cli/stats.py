@@ -9,8 +9,6 @@ from core.config import config_from_args
 from core.store import connect
 from core.store.stats import collect_stats
 
-HELP = "show what the mirror holds: live items per kind, last crawls, queues"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print JSON")

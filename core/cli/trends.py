@@ -9,8 +9,6 @@ from core.cli.output import print_json, print_table
 from core.config import config_from_args
 from core.store import connect
 
-HELP = "what is taking off: downloads/day, likes/day or rising (growth relative to size) over a window"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--type", dest="kind", default="models", help="models (default), datasets or spaces")

@@ -22,8 +22,6 @@ from core.cli import UsageError
 from core.cli.output import print_json, print_table
 from core.config import Config, config_from_args
 
-HELP = "watches and alerts: add/list/remove priority authors, tags, repos and saved queries"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="{list,add,remove,alerts,run,test}")
