@@ -370,7 +370,8 @@ class Crawler:
         with write_tx(self.conn):
             for fetched in batch:
                 self._write_page(kind, mode, walk, fetched, wire_field)
-        walk.dictionary = encoder_for(self.conn, kind).dictionary
+        if walk.dictionary is None:  # a kind's dictionary is trained once, by its first big page
+            walk.dictionary = encoder_for(self.conn, kind).dictionary
 
     def _write_page(self, kind: Kind, mode: str, walk: _Walk, fetched: _Fetched, wire_field: str) -> None:
         result, next_url = walk.result, fetched.next_url
