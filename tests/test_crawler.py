@@ -227,7 +227,6 @@ def test_the_write_lock_is_free_whenever_the_event_loop_runs(hub_thread, data_di
     assert not all(collecting) and gc.isenabled()
 
 
-
 def test_a_failing_hub_ends_the_crawl_with_one_line(hub_thread, data_dir: Path, tmp_path: Path) -> None:
     """Once the retries are spent the crawl says why in one line (no traceback) and exits 1; the next one works."""
     hub = hub_thread(models=50, datasets=0, spaces=0, papers=0)

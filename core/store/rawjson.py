@@ -68,7 +68,6 @@ class RawEncoder:
     """Compresses one kind's items; without a dictionary it falls back to the fixed zlib vocabulary."""
 
     def __init__(self, dictionary: bytes | None = None) -> None:
-        self.trained = dictionary is not None
         self.dictionary = dictionary
         if dictionary is None:
             self._prefix = bytes([_FORMAT_ZLIB])
@@ -81,6 +80,11 @@ class RawEncoder:
                 write_checksum=False, write_dict_id=False,
             )
             _remember_dictionary(dict_id, dictionary)
+
+    @property
+    def trained(self) -> bool:
+        """Whether it compresses with this mirror's own dictionary (else the fixed zlib vocabulary)."""
+        return self.dictionary is not None
 
     @property
     def format(self) -> bytes:
