@@ -227,6 +227,35 @@ def test_the_write_lock_is_free_whenever_the_event_loop_runs(hub_thread, data_di
     assert not all(collecting) and gc.isenabled()
 
 
+def test_items_of_unexpected_shapes_are_kept_as_far_as_they_go(hub_thread, data_dir: Path) -> None:
+    """A page the fast parser rejects is parsed item by item, keeping what has the right type.
+
+    Both places a page is prepared are covered: the writer thread (a full sync) and the
+    event loop (an incremental sync, which must know where its walk ends).
+    """
+    hub = hub_thread(models=1500, datasets=0, spaces=0, papers=0, seed=5)
+    hub.call("create_repo", "models", "odd/shapes", tags=["gguf", 7, None, "license:mit"], pipeline_tag=5,
+             safetensors={"total": "big"})
+    env = cli_env(data_dir, hub.url)
+
+    def stored(repo_id: str) -> tuple:
+        with sqlite3.connect(data_dir / "prometheus.db") as conn:
+            return conn.execute("SELECT tags, pipeline_tag, num_parameters, quant_format, license FROM models "
+                                "WHERE id = ?", (repo_id,)).fetchone()
+
+    full = _crawl(env, "--mode", "full", "--type", "models")
+    assert full["models"]["new"] == 1501
+    assert _ids(data_dir, "models") == hub.call("ids", "models")
+    assert stored("odd/shapes") == ('["gguf","license:mit"]', None, None, "gguf", "mit")
+
+    hub.call("update_repo", "models", "odd/shapes", tags=["awq", {"not": "a tag"}])
+    hub.call("create_repo", "models", "odd/newer", tags=[1.5, "mlx"])
+    incremental = _crawl(env, "--mode", "incremental", "--type", "models")
+    assert incremental["models"]["new"] == 1 and incremental["models"]["updated"] == 1
+    assert stored("odd/shapes") == ('["awq"]', None, None, "awq", None)
+    assert stored("odd/newer") == ('["mlx"]', None, None, "mlx", None)
+
+
 def test_a_failing_hub_ends_the_crawl_with_one_line(hub_thread, data_dir: Path, tmp_path: Path) -> None:
     """Once the retries are spent the crawl says why in one line (no traceback) and exits 1; the next one works."""
     hub = hub_thread(models=50, datasets=0, spaces=0, papers=0)
