@@ -122,9 +122,10 @@ def _counters(record: RepoRecord | PaperRecord) -> tuple[int, int, float | None]
 class PreparedPage:
     """What writing a page needs that no stored state decides, in lists that line up with `records`.
 
-    Built by `prepare_page` off the writer thread (the crawler does it on its
-    event loop while the previous page's SQL runs), so the writer holds the GIL
-    for little more than its SQLite calls.
+    Built by `prepare_page` before the page's transaction, so the write lock is not
+    held meanwhile: by the crawler's writer thread for a full sync, on its event loop
+    for a sync that must parse a page to know whether to fetch the next
+    (`core.crawler.Crawler._fetch_ahead`).
     """
 
     records: list[RepoRecord | PaperRecord]  # one per id: a page may repeat an id, the last copy wins
@@ -354,10 +355,11 @@ def _index_text(conn: sqlite3.Connection, kind: Kind, where: str, params: tuple)
 
 
 # A bulk load catches up with its rows' full-text entries (and, for models, stages the lineage of
-# their first base) every this many rows, inside the writer's transaction: SQLite does that work
-# without the GIL while the crawler's event loop parses the next pages, instead of alone after the
-# last page. At 1M models the load took ~4 s less (45.0 -> 41.1 s, 3 runs each; 50K and 200K rows
-# did less well) and no more CPU, and keyword search finds the kind's rows as they load.
+# their first base) every this many rows, inside the writer's transaction, so keyword search finds
+# the kind's rows as they load instead of after the last page. SQLite does that work without the
+# GIL while the crawler's event loop fetches the next pages. When the event loop also parsed them,
+# this took ~4 s off a load of 1M models (45.0 -> 41.1 s, 3 runs each; 50K and 200K rows did less
+# well) for no more CPU.
 BULK_CATCH_UP_ROWS = 100_000
 
 
