@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -83,6 +84,27 @@ def cli_env(data_dir: Path, hub_url: str | None = None, **extra: str) -> dict[st
         env["HF_ENDPOINT"] = hub_url
     env.update(extra)
     return env
+
+
+def child_pids(pid: int, *, recursive: bool = False) -> list[int]:
+    """The processes whose parent is `pid` (and theirs, when `recursive`), from the process table.
+
+    Not `psutil.Process.children()`: it drops a child whose start time, read off the wall
+    clock, comes before its parent's, and a clock adjustment between the two readings makes
+    that so for a child started within a second of its parent (psutil issue 2542). A test
+    then missed an API worker it had just seen start.
+    """
+    by_parent: dict[int, list[int]] = {}
+    for proc in psutil.process_iter(["ppid"]):
+        by_parent.setdefault(proc.info["ppid"], []).append(proc.pid)
+    found: list[int] = []
+    parents = [pid]
+    while parents:
+        for child in by_parent.get(parents.pop(), []):
+            found.append(child)
+            if recursive:
+                parents.append(child)
+    return found
 
 
 def run_cli(*args: str, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:

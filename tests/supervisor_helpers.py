@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import psutil
 
-from tests.conftest import PROJECT_ROOT
+from tests.conftest import PROJECT_ROOT, child_pids
 
 T = TypeVar("T")
 
@@ -153,10 +153,7 @@ def alive(pid: int) -> bool:
 
 
 def descendants(pid: int) -> list[int]:
-    try:
-        return [p.pid for p in psutil.Process(pid).children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
+    return child_pids(pid, recursive=True)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> int:

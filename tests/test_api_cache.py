@@ -13,7 +13,7 @@ import pytest
 
 from core.api.cache import REFRESH_BELOW, CachePolicy, ResultCache
 from core.store import connect, write_tx
-from tests.conftest import HubThread, cli_env, run_cli
+from tests.conftest import HubThread, child_pids, cli_env, run_cli
 from tests.test_api import ApiServer, Mirror
 
 NEW_WORD = "wombatglint"
@@ -219,10 +219,11 @@ def _children(pid: int) -> list[int]:
     import psutil
 
     alive = []
-    for child in psutil.Process(pid).children():
+    for child_pid in child_pids(pid):
         try:  # a killed worker stays a zombie until the server reaps it; the resource tracker is not a worker
+            child = psutil.Process(child_pid)
             if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(child.cmdline()):
-                alive.append(child.pid)
+                alive.append(child_pid)
         except psutil.Error:
             pass
     return alive
