@@ -391,9 +391,10 @@ class Crawler:
     def _write_pages(self, kind: Kind, mode: str, walk: _Walk, batch: list[_Fetched | Page], wire_field: str) -> None:
         # Pages handed on as fetched are prepared before the transaction, which holds the write lock.
         encoder = walk.writer_encoder = walk.encoder(walk.writer_encoder)
-        prepared = [item if isinstance(item, _Fetched) else self._prepare(kind, item, None, None, encoder,
-                                                                           bulk=walk.bulk)
-                    for item in batch]
+        prepared = [
+            item if isinstance(item, _Fetched) else self._prepare(kind, item, None, None, encoder, bulk=walk.bulk)
+            for item in batch
+        ]
         with write_tx(self.conn):
             for fetched in prepared:
                 self._write_page(kind, mode, walk, fetched, wire_field)

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import psutil
 
-from tests.conftest import PROJECT_ROOT, child_pids
+from tests.conftest import PROJECT_ROOT
 
 T = TypeVar("T")
 
@@ -150,10 +150,6 @@ def alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
-
-
-def descendants(pid: int) -> list[int]:
-    return child_pids(pid, recursive=True)
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> int:

@@ -30,13 +30,12 @@ from core.supervision.heartbeat import IDLE, RUNNING, STARTING, Beat, judge
 from core.supervision.sdnotify import Notifier
 from core.supervision.settings import SupervisorSettings, load_settings
 from core.supervisor import api_alive
-from tests.conftest import cli_env
+from tests.conftest import child_pids, cli_env
 from tests.supervisor_helpers import (
     FAST_WATCHDOG,
     HEALTH_CHILD,
     alive,
     child_states,
-    descendants,
     idle_child,
     kill_tree,
     query,
@@ -321,7 +320,7 @@ def test_kill_9_of_the_supervisor_leaves_no_child(data_dir: Path, tmp_path: Path
         wait_for(lambda: len(child_states(data_dir)) == 3
                  and all(running_child(data_dir, name) for name in ("crawler", "embedder", "api")),
                  120, "three beating children")
-        pids = descendants(proc.pid)
+        pids = child_pids(proc.pid, recursive=True)
         assert len(pids) >= 3
         proc.kill()
         proc.wait(10)
