@@ -263,3 +263,29 @@ def test_bf16_only_where_the_cpu_has_it() -> None:
     assert cpu_has_native_bf16("flags : fpu sse avx512f avx512_bf16 amx_tile")
     assert cpu_has_native_bf16("flags : fpu amx_bf16")
     assert not cpu_has_native_bf16("flags : fpu sse avx2 avx512f")
+
+
+def test_bf16_batches_come_in_few_widths_with_the_same_vectors() -> None:
+    """oneDNN keeps memory for every input shape a bf16 model meets: widths are padded to a few."""
+    from core.embedder import BF16_PAD_MULTIPLE, MAX_SEQ_LENGTH, encode, load_model
+
+    model = load_model("all-MiniLM-L6-v2", "bf16")
+    widths: set[int] = set()
+    model[0].register_forward_pre_hook(lambda _module, args: widths.add(args[0]["input_ids"].shape[1]))
+    texts = [" ".join(["llama", "gguf", "quantized", "instruct"][i % 4] for i in range(n)) for n in range(1, 300, 3)]
+    vectors = encode(model, texts, batch_size=8)
+    assert widths and all(w % BF16_PAD_MULTIPLE == 0 and w <= MAX_SEQ_LENGTH for w in widths), widths
+    assert len(widths) <= MAX_SEQ_LENGTH // BF16_PAD_MULTIPLE
+    # Padding is masked out: each text's vector is the one fp32 gives it alone in its batch.
+    reference = encode(load_model("all-MiniLM-L6-v2", "fp32"), texts, batch_size=1)
+    assert (vectors * reference).sum(axis=1).min() >= 0.999
+
+
+def test_loading_the_model_writes_nothing_to_stderr() -> None:
+    # A daemon child's stderr is the service's log, JSON lines only; huggingface_hub is imported
+    # first, as in the daemon, so that an environment variable read at its import would not do.
+    script = "import huggingface_hub\nfrom core.embedder import load_model\nload_model('all-MiniLM-L6-v2')\n"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_HUB_DISABLE", "TQDM"))}
+    out = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0 and out.stderr == "", out.stderr

@@ -1,0 +1,68 @@
+"""Embedding worker memory: resident size and texts/s while the model works through a backlog.
+
+    .venv/bin/python bench/embed_memory.py [--texts 30000] [--precision auto|bf16|fp32] [--unbucketed]
+
+Encodes item texts of the seeded fake-Hub corpus (`bench.encode_speed.corpus_texts`, Hub-like mix)
+the way the worker does: `core.embedder.load_model`, then `core.embedder.encode` on claims of
+CLAIM_BATCHES x batch texts. Prints the process's resident size every `--every` texts, then its
+peak and the throughput. `--unbucketed` pads each batch to its longest text only (the model's
+default), to compare with the padding to a multiple of BF16_PAD_MULTIPLE tokens that `load_model`
+sets in bf16. The supervisor restarts a child above `rss_cap_mb` (2048 by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.encode_speed import corpus_texts  # noqa: E402
+from core.config import load_config  # noqa: E402
+from core.embedder import CLAIM_BATCHES, PRECISIONS, encode, load_model  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--texts", type=int, default=30_000)
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto")
+    parser.add_argument("--unbucketed", action="store_true", help="pad each batch to its longest text only")
+    parser.add_argument("--every", type=int, default=5_000)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+
+    n = args.texts
+    mix = {"models": n * 60 // 100, "datasets": n * 15 // 100, "spaces": n * 20 // 100}
+    mix["papers"] = n - sum(mix.values())
+    texts = corpus_texts(mix, args.seed)
+    config = load_config()
+    process = psutil.Process()
+    model = load_model(config.embedding_model, args.precision)
+    if args.unbucketed:
+        model[0].processing_kwargs = {}
+    batch = config.embedding_batch_size
+    claim = CLAIM_BATCHES * batch
+    print(f"{len(texts):,} texts, precision {args.precision}, "
+          f"{'padded to the longest of each batch' if args.unbucketed else 'as load_model sets it'}; "
+          f"claims of {claim} texts, batches of {batch}; RSS after loading {process.memory_info().rss / 2**20:,.0f} MB")
+    started = time.perf_counter()
+    peak = 0.0
+    reported = 0
+    for start in range(0, len(texts), claim):
+        encode(model, texts[start:start + claim], batch)
+        rss = process.memory_info().rss / 2**20
+        peak = max(peak, rss)
+        done = min(start + claim, len(texts))
+        if done - reported >= args.every or done == len(texts):
+            reported = done
+            print(f"  {done:>7,} texts  RSS {rss:7,.0f} MB  {done / (time.perf_counter() - started):6.1f} texts/s")
+    print(f"peak RSS {peak:,.0f} MB, {len(texts) / (time.perf_counter() - started):.1f} texts/s")
+
+
+if __name__ == "__main__":
+    main()
