@@ -50,9 +50,9 @@ _IN_SLICE = 500  # keys per `IN (…)` statement, well under SQLite's bound-para
 MAX_SEQ_LENGTH = 256  # the model was trained on 128-token pieces; longer text adds cost, not meaning
 # In bf16, torch runs the model through oneDNN, which keeps kernels and buffers for every input
 # shape it meets. Padded to the longest text of each batch, a backlog of item texts brings up to
-# 256 widths: the worker grew from 0.9 to 3.3 GB over 60K texts, and the supervisor's 2 GB cap
-# restarted it every ~20K. Padded to a multiple of 32 tokens there are 8 widths; memory stays
-# flat, at the same speed and with the same vectors (`bench/embed_memory.py`).
+# 256 widths: the worker grew from 0.9 to 3.3 GB over 60K texts, and in a soak of the daemon the
+# supervisor's 2 GB cap restarted it after 24K. Padded to a multiple of 32 tokens there are 8
+# widths; memory stays flat, at the same speed and with the same vectors (`bench/embed_memory.py`).
 BF16_PAD_MULTIPLE = 32
 
 
