@@ -923,7 +923,8 @@ class SearchEngine:
 
     def _semantic(self, query: str, filters: SearchFilters | None, needed: int) -> list[SearchHit]:
         if self.index.get() is None:
-            log.warning("semantic_index_missing", hint="run `python main.py embed --until-idle`")
+            # Normal until the embedder's first batch: the callers tell their users so.
+            log.info("semantic_index_missing", hint="run `python main.py embed --until-idle`")
             return []
         return self._nearest(self.embed_query(query), filters, needed)
 

@@ -66,7 +66,9 @@ async def test_crawl_move_sweep_trends(hub_thread, data_dir: Path) -> None:
 
     hist = json.loads(run_cli("history", ids[0], "--json", env=env).stdout)
     assert [p["downloads"] for p in hist["points"]][-1] == before[ids[0]][0] + 50_000 and len(hist["points"]) == 2
-    assert run_cli("history", "no/such-repo", env=env).returncode == 1
+    missing = run_cli("history", "no/such-repo", env=env)
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == "main.py history: error: no item 'no/such-repo' in the mirror"
     assert run_cli("trends", "--window", "2w", env=env).returncode == 2
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
 from core.cli import UsageError
 from core.cli.output import print_json, print_table
@@ -29,9 +28,8 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(str(exc)) from exc
     finally:
         conn.close()
-    if found is None:
-        print(f"main.py history: {args.repo_id} is not in the mirror", file=sys.stderr)
-        return 1
+    if found is None:  # as `similar` and `watch remove`: an argument that names nothing
+        raise UsageError(f"no item {args.repo_id!r} in the mirror")
     data = found.as_dict()
     if args.json:
         print_json(data)

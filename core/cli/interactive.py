@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from core.logs import configure_logging
     from core.search import SearchEngine, SearchFilters
 
-    configure_logging()
+    configure_logging("WARNING")  # the command says what went wrong; index loads are daemon news
     engine = SearchEngine(config_from_args(args))
     mode = "keyword"
     filters = SearchFilters()

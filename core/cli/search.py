@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from core.logs import configure_logging
     from core.search import SearchEngine
 
-    configure_logging()
+    configure_logging("WARNING")  # the command says what went wrong; index loads are daemon news
     if args.limit < 1 or args.offset < 0:
         raise UsageError("--limit must be ≥ 1 and --offset ≥ 0")
     filters = filters_from_args(args)
@@ -103,7 +103,8 @@ def run(args: argparse.Namespace) -> int:
         hint = None
         if not hits and mode != "keyword" and engine.index.get() is None:
             hint = "the semantic index is empty: run `python main.py embed --until-idle`"
-            print(f"main.py search: {hint}", file=sys.stderr)
+            if args.json:  # the text output says it in its "no results" line
+                print(f"main.py search: {hint}", file=sys.stderr)
         print_hits(hits, args.json, hint)
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from core.logs import configure_logging
     from core.search import SearchEngine
 
-    configure_logging()
+    configure_logging("WARNING")  # the command says what went wrong; index loads are daemon news
     if args.limit < 1:
         raise UsageError("--limit must be ≥ 1")
     filters = filters_from_args(args)
