@@ -315,6 +315,18 @@ def test_approximate_index_recall_and_removal(data_dir: Path) -> None:
 # -- the command line ------------------------------------------------------------------------
 
 
+def test_cli_semantic_search_on_an_empty_index_says_so_once(data_dir: Path) -> None:
+    write_corpus(make_config(data_dir).db_path, small_corpus())
+    env = cli_env(data_dir)
+    text = run_cli("search", "llama", "--semantic", env=env)
+    assert text.returncode == 0 and text.stderr == ""
+    assert text.stdout.strip() == "no results (the semantic index is empty: run `python main.py embed --until-idle`)"
+    as_json = run_cli("search", "llama", "--semantic", "--json", env=env)
+    assert json.loads(as_json.stdout) == {"results": []}
+    assert as_json.stderr.strip().splitlines() == [
+        "main.py search: the semantic index is empty: run `python main.py embed --until-idle`"]
+
+
 def test_cli_search_similar_index_and_interactive(data_dir: Path) -> None:
     config = make_config(data_dir)
     write_corpus(config.db_path, small_corpus())
