@@ -110,6 +110,8 @@ def test_watch_cli_add_list_remove(tmp_path: Path, data_dir: Path) -> None:
     assert saved["api"] == {"port": 8123}
     bad = run_cli("watch", "add", "query", "nothing", env=env)
     assert bad.returncode == 2 and "criterion" in bad.stderr
+    no_rows = run_cli("watch", "alerts", "--limit", "0", env=env)
+    assert no_rows.returncode == 2 and no_rows.stderr.strip() == "main.py watch: error: --limit must be ≥ 1"
 
 
 def test_hub_webhook_payload_fixtures() -> None:

@@ -19,7 +19,7 @@ def run(args: argparse.Namespace) -> int:
     from core.store import connect
     from core.vectorindex import IndexMaintainer, IndexStore
 
-    configure_logging()
+    configure_logging("WARNING")  # the command prints what it built
     config = config_from_args(args)
     conn = connect(config.db_path)
     store = IndexStore(index_dir(config))

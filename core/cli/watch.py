@@ -143,6 +143,8 @@ def _remove(config: Config, args: argparse.Namespace) -> int:
 def _alerts(config: Config, args: argparse.Namespace) -> int:
     from core.store import connect
 
+    if args.limit < 1:
+        raise UsageError("--limit must be ≥ 1")
     conn = connect(config.db_path)
     sql = ("SELECT id, watch, kind, item_id, event, status, created_at, sent_at, attempts, last_error "
            "FROM alert_outbox WHERE 1 = 1")
@@ -154,7 +156,7 @@ def _alerts(config: Config, args: argparse.Namespace) -> int:
         sql += " AND status = ?"
         values.append(args.status)
     sql += " ORDER BY id DESC LIMIT ?"
-    values.append(max(1, args.limit))
+    values.append(args.limit)
     rows = [dict(r) for r in conn.execute(sql, values)]
     conn.close()
     if args.json:
