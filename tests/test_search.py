@@ -360,10 +360,11 @@ def test_cli_search_similar_index_and_interactive(data_dir: Path) -> None:
 
     session = subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "main.py")], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
-        timeout=120, input=":stats\nwhisper\n:type papers\nspeech\n:similar openai/whisper-large-v3\n")
+        timeout=120, input=":stats\nwhisper\n:type papers\nspeech\n:similar openai/whisper-large-v3\n:simlar x\n")
     assert session.returncode == 0, session.stderr
     assert "openai/whisper-large-v3" in session.stdout and "2212.04356" in session.stdout
     assert "items:" in session.stdout
+    assert "unknown command :simlar" in session.stdout and session.stderr == ""
 
 
 def test_end_to_end_over_the_fake_hub(hub_thread, data_dir: Path) -> None:

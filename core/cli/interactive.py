@@ -75,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
                         hits = engine.similar(kind, rest, limit=10)
                         print(hits_table(hits) if hits else "no results (is the semantic index built?)")
                     else:
+                        if command not in ("help", "h", "?"):
+                            print(f"unknown command :{command}" if command != "similar" else "usage: :similar <id>")
                         print(_HELP_TEXT.format(mode=mode))
                     continue
                 hits = engine.search(line, filters, mode=mode, limit=10)
