@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from core.logs import configure_logging
     from core.search import SearchEngine, SearchFilters
 
-    configure_logging("WARNING")  # the command says what went wrong; index loads are daemon news
+    configure_logging("WARNING")  # info lines (index loaded) belong in the daemon's log, not here
     engine = SearchEngine(config_from_args(args))
     mode = "keyword"
     filters = SearchFilters()
@@ -74,9 +74,11 @@ def run(args: argparse.Namespace) -> int:
                             continue
                         hits = engine.similar(kind, rest, limit=10)
                         print(hits_table(hits) if hits else "no results (is the semantic index built?)")
+                    elif command == "similar":
+                        print("usage: :similar <id>")
                     else:
                         if command not in ("help", "h", "?"):
-                            print(f"unknown command :{command}" if command != "similar" else "usage: :similar <id>")
+                            print(f"unknown command :{command}")
                         print(_HELP_TEXT.format(mode=mode))
                     continue
                 hits = engine.search(line, filters, mode=mode, limit=10)

@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from core.logs import configure_logging
     from core.search import SearchEngine
 
-    configure_logging("WARNING")  # the command says what went wrong; index loads are daemon news
+    configure_logging("WARNING")  # info lines (index loaded) belong in the daemon's log, not here
     if args.limit < 1:
         raise UsageError("--limit must be ≥ 1")
     filters = filters_from_args(args)
