@@ -48,12 +48,17 @@ INDEX_UPDATE_SECONDS = 30.0  # while busy, publish index updates at most this of
 IDLE_INDEX_CHECK_SECONDS = 10.0
 _IN_SLICE = 500  # keys per `IN (…)` statement, well under SQLite's bound-parameter limit
 MAX_SEQ_LENGTH = 256  # the model was trained on 128-token pieces; longer text adds cost, not meaning
-# In bf16, torch runs the model through oneDNN, which keeps kernels and buffers for every input
-# shape it meets. Padded to the longest text of each batch, a backlog of item texts brings up to
-# 256 widths: the worker grew from 0.9 to 3.3 GB over 60K texts, and in a soak of the daemon the
-# supervisor's 2 GB cap restarted it after 24K. Padded to a multiple of 32 tokens there are 8
-# widths; memory stays flat, at the same speed and with the same vectors (`bench/embed_memory.py`).
-BF16_PAD_MULTIPLE = 32
+# torch runs the model through oneDNN, which keeps kernels and buffers for every input shape
+# (texts x tokens) it meets, in bf16 and in fp32 alike. Padded to the longest text of each batch, a
+# backlog of item texts brings up to 256 widths: in bf16 the worker grew from 0.9 to 3.3 GB over 60K
+# texts, and in a soak of the daemon the supervisor's 2 GB cap restarted it after 24K. Widths are
+# padded to a multiple of 32 tokens (8 widths), at the same speed and with the same vectors
+# (`bench/embed_memory.py`).
+PAD_MULTIPLE = 32
+# For the same reason the last batch of a call is filled up with empty texts to one of a few sizes
+# (`batch_bucket`): a daemon embeds a few changed items at a time, so it meets every batch size
+# from 1 to 64. Batches of random sizes grew the worker from 1.3 to 1.8 GB over 600 batches in
+# bf16 (1.1 to 1.9 GB over 300 in fp32), still climbing; bucketed, it stayed at 0.64-0.66 GB.
 
 
 def index_dir(config: Config) -> Path:
@@ -103,24 +108,35 @@ def load_model(name: str, precision: str = "auto") -> Any:
 
     model = SentenceTransformer(resolve_model_path(name), device="cpu")
     model.max_seq_length = min(model.max_seq_length or MAX_SEQ_LENGTH, MAX_SEQ_LENGTH)
+    transformer = model[0]
+    kwargs = transformer.processing_kwargs
+    transformer.processing_kwargs = {
+        **kwargs, "text": {**kwargs.get("text", {}), "pad_to_multiple_of": PAD_MULTIPLE},
+    }
     if precision == "bf16" or (precision == "auto" and cpu_has_native_bf16()):
         import torch
 
         model = model.to(torch.bfloat16)
-        transformer = model[0]
-        kwargs = transformer.processing_kwargs
-        transformer.processing_kwargs = {
-            **kwargs, "text": {**kwargs.get("text", {}), "pad_to_multiple_of": BF16_PAD_MULTIPLE},
-        }
     return model
+
+
+def batch_bucket(size: int) -> int:
+    """The model batch size that `size` texts are filled up to: 1, 2, 4, 8, then multiples of 8."""
+    if size <= 8:
+        return 1 << (size - 1).bit_length()
+    return -(-size // 8) * 8
 
 
 def encode(model: Any, texts: list[str], batch_size: int = 64) -> np.ndarray:
     """Normalised float32 vectors, in the order of `texts`."""
     if not texts:
         return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
-    vectors = np.asarray(model.encode(texts, batch_size=batch_size, convert_to_numpy=True,
-                                      show_progress_bar=False), dtype=np.float32)
+    # The model cuts its batches from the texts sorted longest first: the fillers, shortest of all,
+    # join the last batch and widen none.
+    tail = len(texts) % batch_size
+    fillers = min(batch_bucket(tail), batch_size) - tail if tail else 0
+    vectors = np.asarray(model.encode([*texts, *[""] * fillers], batch_size=batch_size, convert_to_numpy=True,
+                                      show_progress_bar=False), dtype=np.float32)[:len(texts)]
     # Normalised here, in float32: a bf16 model's own normalisation leaves norms ~0.3% off 1,
     # and the inner-product index assumes unit vectors.
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from itertools import accumulate
 from pathlib import Path
 
 import numpy as np
@@ -265,20 +266,34 @@ def test_bf16_only_where_the_cpu_has_it() -> None:
     assert not cpu_has_native_bf16("flags : fpu sse avx2 avx512f")
 
 
-def test_bf16_batches_come_in_few_widths_with_the_same_vectors() -> None:
-    """oneDNN keeps memory for every input shape a bf16 model meets: widths are padded to a few."""
-    from core.embedder import BF16_PAD_MULTIPLE, MAX_SEQ_LENGTH, encode, load_model
+@pytest.mark.parametrize("precision", ["bf16", "fp32"])
+def test_batches_come_in_few_shapes_with_the_same_vectors(precision: str) -> None:
+    """oneDNN keeps memory for every input shape the model meets: texts x tokens come in few shapes."""
+    from core.embedder import MAX_SEQ_LENGTH, PAD_MULTIPLE, encode, load_model
 
-    model = load_model("all-MiniLM-L6-v2", "bf16")
-    widths: set[int] = set()
-    model[0].register_forward_pre_hook(lambda _module, args: widths.add(args[0]["input_ids"].shape[1]))
+    model = load_model("all-MiniLM-L6-v2", precision)
+    shapes: set[tuple[int, int]] = set()
+    model[0].register_forward_pre_hook(lambda _module, args: shapes.add(tuple(args[0]["input_ids"].shape)))
     texts = [" ".join(["llama", "gguf", "quantized", "instruct"][i % 4] for i in range(n)) for n in range(1, 300, 3)]
-    vectors = encode(model, texts, batch_size=8)
-    assert widths and all(w % BF16_PAD_MULTIPLE == 0 and w <= MAX_SEQ_LENGTH for w in widths), widths
-    assert len(widths) <= MAX_SEQ_LENGTH // BF16_PAD_MULTIPLE
-    # Padding is masked out: each text's vector is the one fp32 gives it alone in its batch.
-    reference = encode(load_model("all-MiniLM-L6-v2", "fp32"), texts, batch_size=1)
+    sizes = (10, 3, 5, 6, 7, 1, 2, 9, 30, 27)  # a daemon's claims: a few changed items at a time
+    assert sum(sizes) == len(texts)
+    ends = list(accumulate(sizes))
+    vectors = np.concatenate([encode(model, texts[end - size:end], batch_size=8)
+                              for end, size in zip(ends, sizes, strict=True)])
+    assert {rows for rows, _ in shapes} <= {1, 2, 4, 8}, shapes  # 3 texts go in as 4, 5-7 as 8, ...
+    assert all(width % PAD_MULTIPLE == 0 and width <= MAX_SEQ_LENGTH for _, width in shapes), shapes
+    # Padding is masked out and fillers are dropped: each text's vector is the one fp32 gives it alone.
+    reference_model = load_model("all-MiniLM-L6-v2", "fp32")
+    reference_model[0].processing_kwargs = {}
+    reference = np.concatenate([encode(reference_model, [text], batch_size=1) for text in texts])
+    assert vectors.shape == reference.shape == (len(texts), 384)
     assert (vectors * reference).sum(axis=1).min() >= 0.999
+
+
+def test_batch_buckets() -> None:
+    from core.embedder import batch_bucket
+
+    assert [batch_bucket(n) for n in (1, 2, 3, 5, 8, 9, 16, 17, 63, 64)] == [1, 2, 4, 8, 8, 16, 16, 24, 64, 64]
 
 
 def test_loading_the_model_writes_nothing_to_stderr() -> None:
