@@ -6,8 +6,8 @@ Encodes item texts of the seeded fake-Hub corpus (`bench.encode_speed.corpus_tex
 the way the worker does: `core.embedder.load_model`, then `core.embedder.encode` on claims of
 CLAIM_BATCHES x batch texts. Prints the process's resident size every `--every` texts, then its
 peak and the throughput. `--unbucketed` pads each batch to its longest text only (the model's
-default), to compare with the padding to a multiple of PAD_MULTIPLE tokens that `load_model`
-sets. `--trickle` encodes batches of random sizes from 1 to the batch size instead of whole claims,
+default), to compare with the padding to a multiple of PAD_MULTIPLE[precision] tokens that
+`load_model` sets. `--trickle` encodes batches of random sizes from 1 to the batch size instead of whole claims,
 as a daemon does that embeds a few changed items at a time (`--unbucketed` then also leaves batch
 sizes as they come instead of filling them up to `batch_bucket` sizes). The supervisor restarts a
 child above `rss_cap_mb` (2048 by default).

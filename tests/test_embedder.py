@@ -281,7 +281,7 @@ def test_batches_come_in_few_shapes_with_the_same_vectors(precision: str) -> Non
     vectors = np.concatenate([encode(model, texts[end - size:end], batch_size=8)
                               for end, size in zip(ends, sizes, strict=True)])
     assert {rows for rows, _ in shapes} <= {1, 2, 4, 8}, shapes  # 3 texts go in as 4, 5-7 as 8, ...
-    assert all(width % PAD_MULTIPLE == 0 and width <= MAX_SEQ_LENGTH for _, width in shapes), shapes
+    assert all(width % PAD_MULTIPLE[precision] == 0 and width <= MAX_SEQ_LENGTH for _, width in shapes), shapes
     # Padding is masked out and fillers are dropped: each text's vector is the one fp32 gives it alone.
     reference_model = load_model("all-MiniLM-L6-v2", "fp32")
     reference_model[0].processing_kwargs = {}
