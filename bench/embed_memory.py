@@ -58,22 +58,20 @@ def main() -> None:
         return encode(model, chunk, batch)
 
     rng = random.Random(args.seed)
-    sizes = [rng.randint(1, batch) if args.trickle else CLAIM_BATCHES * batch for _ in range(len(texts))]
+    claim = CLAIM_BATCHES * batch
     print(f"{len(texts):,} texts, precision {args.precision}, "
           f"{'padded to the longest of each batch' if args.unbucketed else 'as load_model and encode pad them'}; "
-          f"{'batches of 1 to ' + str(batch) + ' texts' if args.trickle else f'claims of {sizes[0]} texts'}; "
+          f"{f'batches of 1 to {batch} texts' if args.trickle else f'claims of {claim} texts'}; "
           f"RSS after loading {process.memory_info().rss / 2**20:,.0f} MB")
     started = time.perf_counter()
     peak = 0.0
-    reported = start = 0
-    for size in sizes:
-        if start >= len(texts):
-            break
-        run(texts[start:start + size])
-        start += size
+    reported = done = 0
+    while done < len(texts):
+        size = rng.randint(1, batch) if args.trickle else claim
+        run(texts[done:done + size])
+        done = min(done + size, len(texts))
         rss = process.memory_info().rss / 2**20
         peak = max(peak, rss)
-        done = min(start, len(texts))
         if done - reported >= args.every or done == len(texts):
             reported = done
             print(f"  {done:>7,} texts  RSS {rss:7,.0f} MB  {done / (time.perf_counter() - started):6.1f} texts/s")

@@ -42,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import free_port, start_fakehub  # noqa: E402
+from tests.conftest import child_pids  # noqa: E402
 from tests.fake_telegram import FakeTelegramThread  # noqa: E402
 
 PRIORITY_AUTHOR = "soak-priority-lab"
@@ -135,20 +136,21 @@ class Soak:
 def child_names(daemon_pid: int) -> dict[int, str]:
     """The daemon's processes by pid: the supervisor, its children by what they run, and theirs."""
     names = {daemon_pid: "supervisor"}
-    by_parent: dict[int, list[psutil.Process]] = {}
-    for proc in psutil.process_iter(["ppid", "cmdline"]):
-        by_parent.setdefault(proc.info["ppid"], []).append(proc)
-    queue = [(daemon_pid, "supervisor")]
-    while queue:
-        parent, parent_name = queue.pop()
-        for proc in by_parent.get(parent, []):
-            line = " ".join(proc.info["cmdline"] or [])
-            if "resource_tracker" in line:
-                continue
-            name = next((n for n in ("crawler", "embedder", "api") if n in line), f"{parent_name}-child")
-            names[proc.pid] = name if name not in names.values() else f"{name}-{proc.pid}"
-            queue.append((proc.pid, name))
+    for pid in child_pids(daemon_pid, recursive=True):  # each parent comes before its children
+        try:
+            proc = psutil.Process(pid)
+            line, parent = " ".join(proc.cmdline()), proc.ppid()
+        except psutil.Error:
+            continue
+        if "resource_tracker" in line:
+            continue
+        name = next((n for n in ("crawler", "embedder", "api") if n in line), f"{names.get(parent, '?')}-child")
+        names[pid] = name if name not in names.values() else f"{name}-{pid}"
     return names
+
+
+def _size_mb(path: Path) -> float:
+    return round(path.stat().st_size / 2**20, 1) if path.exists() else 0.0
 
 
 def sample(soak: Soak, daemon_pid: int) -> Sample:
@@ -162,10 +164,8 @@ def sample(soak: Soak, daemon_pid: int) -> Sample:
                                    "cpu_s": round(cpu.user + cpu.system, 1)}
         except psutil.Error:
             continue
-    db = soak.data_dir / "prometheus.db"
-    wal = soak.data_dir / "prometheus.db-wal"
-    size = (lambda p: round(p.stat().st_size / 2**20, 1) if p.exists() else 0.0)  # noqa: E731
-    return Sample(time.monotonic(), processes, size(db), size(wal), soak.search_ms())
+    return Sample(time.monotonic(), processes, _size_mb(soak.data_dir / "prometheus.db"),
+                  _size_mb(soak.data_dir / "prometheus.db-wal"), soak.search_ms())
 
 
 def write_config(tmp: Path, api_port: int) -> Path:
